@@ -1,0 +1,210 @@
+"""`Ledger`: the one way to change the ledger, and the reads of what it stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import Application, project_aggregate
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+)
+
+from ledger.domain import STREAM_CLASSES, LedgerStream
+from ledger.domain.chain import content_digest
+from ledger.domain.errors import (
+    EventIdConflictError,
+    InvalidEventError,
+    StreamNotFoundError,
+    UnavailableError,
+    VersionConflictError,
+)
+from ledger.domain.events import EnvelopeBase
+from ledger.domain.stream import check_envelope, stream_uuid
+from ledger.storage.database import Database
+from ledger.storage.mapper import RecordMapper
+from ledger.storage.rows import IndexInsert, IndexRow, LedgerRecorder, StoredRow
+
+Clock = Callable[[], datetime]
+MAX_BATCH = 1000
+# Appends without expected_version are retried when a concurrent writer took the next version.
+RACE_ATTEMPTS = 8
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """The receipts of an append, in the order of the envelopes."""
+
+    receipts: list[dict[str, Any]]
+    created: bool  # False when every event was already stored: an exact retry
+
+
+class Ledger(Application[UUID]):
+    """Appends validated envelopes to their streams, atomically, with their hash chain."""
+
+    name = "Ledger"
+
+    def __init__(self, database: Database, *, clock: Clock = utc_now, pool_size: int = 10):
+        self.database = database
+        self.clock = clock
+        super().__init__(env=database.library_env(pool_size))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return RecordMapper()
+
+    @property
+    def store(self) -> LedgerRecorder:
+        return cast(LedgerRecorder, self.recorder)
+
+    def append(
+        self, envelopes: Sequence[EnvelopeBase], *, source: str, system: bool = False
+    ) -> AppendResult:
+        """Append every envelope or none; an exact retry returns the original receipts."""
+        items = [(e.to_record(source), e.expected_version) for e in envelopes]
+        return self.append_records(items, system=system)
+
+    def append_records(
+        self, items: Sequence[tuple[dict[str, Any], int | None]], *, system: bool = False
+    ) -> AppendResult:
+        """Append records (the sender's fields plus `source`) with their expected versions."""
+        if not items:
+            raise InvalidEventError("events", "give at least one event")
+        if len(items) > MAX_BATCH:
+            raise InvalidEventError("events", f"at most {MAX_BATCH} events per request")
+        now = self.clock()
+        prefix = (lambda i: f"events[{i}].") if len(items) > 1 else (lambda i: "")
+        seen: set[str] = set()
+        for i, (record, _) in enumerate(items):
+            if record["event_id"] in seen:
+                raise InvalidEventError(f"{prefix(i)}event_id", "appears twice in one request")
+            seen.add(record["event_id"])
+            try:
+                check_envelope(record, now)
+            except InvalidEventError as e:
+                raise InvalidEventError(prefix(i) + e.field, e.message) from None
+        digests = {r["event_id"]: content_digest(r) for r, _ in items}
+        event_ids = list(digests)
+        with _unavailable_on_outage():
+            stored = self._stored(event_ids, digests)
+            if stored is not None:
+                return AppendResult(stored, created=False)
+            for _ in range(RACE_ATTEMPTS):
+                events, index_rows = self._decide(items, system=system)
+                try:
+                    self.save(*events, index_rows=index_rows)
+                except IntegrityError:
+                    # Either the reply to our COMMIT was lost and the library's retry hit our
+                    # own rows, or a concurrent writer took an event_id or a version first.
+                    stored = self._stored(event_ids, digests)
+                    if stored is not None:
+                        return AppendResult(stored, created=False)
+                    if any(expected is not None for _, expected in items):
+                        raise VersionConflictError(
+                            "another writer appended to the stream first: "
+                            "expected_version no longer matches"
+                        ) from None
+                    continue
+                receipts = self._stored(event_ids, digests)
+                assert receipts is not None
+                return AppendResult(receipts, created=True)
+        raise VersionConflictError("the streams kept changing under concurrent writers; retry")
+
+    def _stored(self, event_ids: list[str], digests: dict[str, str]) -> list[dict[str, Any]] | None:
+        rows: dict[str, IndexRow] = {r.event_id: r for r in self.store.lookup(event_ids)}
+        if not rows:
+            return None
+        for event_id, row in rows.items():
+            if row.digest != digests[event_id]:
+                raise EventIdConflictError(
+                    f"event_id {event_id} is already stored with other content"
+                )
+        if len(rows) < len(event_ids):
+            raise EventIdConflictError(
+                "some event_ids of this request are already stored and others are not: "
+                "a batch is retried whole, with the same events"
+            )
+        return [rows[event_id].receipt() for event_id in event_ids]
+
+    def _decide(
+        self, items: Sequence[tuple[dict[str, Any], int | None]], *, system: bool
+    ) -> tuple[list[Any], list[IndexInsert]]:
+        keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
+        streams = self._load(keys)
+        for record, expected in items:
+            key = (record["stream"]["type"], record["stream"]["id"])
+            if expected is not None:
+                current = streams[key].version if streams[key] is not None else 0
+                if current != expected:
+                    raise VersionConflictError(
+                        f"{key[0]} {key[1]} is at version {current}, not {expected}"
+                    )
+        order: dict[str, int] = {}
+        for i, (record, _) in enumerate(items):
+            key = (record["stream"]["type"], record["stream"]["id"])
+            stream = streams[key]
+            if stream is None:
+                streams[key] = STREAM_CLASSES[key[0]].open(record, system=system)
+            else:
+                stream.record(record, system=system)
+            order[record["event_id"]] = i
+        events = [e for s in streams.values() if s is not None for e in s.collect_events()]
+        events.sort(key=lambda e: order[e.record["event_id"]])
+        index_rows: list[IndexInsert] = [
+            (
+                e.record["event_id"],
+                e.originator_id,
+                e.originator_version,
+                e.record["stream"]["type"],
+                e.record["stream"]["id"],
+                e.record["type"],
+                content_digest(e.record),
+                e.record["hash"],
+            )
+            for e in events
+        ]
+        return events, index_rows
+
+    def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], LedgerStream | None]:
+        ids = {stream_uuid(t, i): (t, i) for t, i in keys}
+        by_id: dict[UUID, list[Any]] = {}
+        for stored in self.store.select_streams(list(ids)):
+            by_id.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))
+        return {ids[o]: (project_aggregate(None, by_id[o]) if o in by_id else None) for o in ids}
+
+    def feed(self, after: int, limit: int) -> list[StoredRow]:
+        """Stored events after `after`, in position order."""
+        with _unavailable_on_outage():
+            return self.store.select_rows(after, limit)
+
+    def stream(self, stream_type: str, stream_id: str) -> list[StoredRow]:
+        """One stream's events in version order."""
+        with _unavailable_on_outage():
+            rows = self.store.select_stream_rows(stream_uuid(stream_type, stream_id))
+        if not rows:
+            raise StreamNotFoundError(f"no {stream_type} stream {stream_id!r}")
+        return rows
+
+    def last_position(self) -> int:
+        with _unavailable_on_outage():
+            return self.store.max_notification_id() or 0
+
+
+class _unavailable_on_outage:  # noqa: N801 - used as a context manager
+    """Turn a lost database into UnavailableError (503), never a 500."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, OperationalError | InterfaceError):
+            raise UnavailableError(str(exc)) from exc

@@ -1,0 +1,24 @@
+"""Apply the SQL in migrations/<backend>/ with yoyo-migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+from ledger.storage.database import Database
+
+
+def migrate(database: Database) -> list[str]:
+    """Apply pending migrations; return the ids of those applied now."""
+    if database.kind == "sqlite":
+        Path(database.path).parent.mkdir(parents=True, exist_ok=True)
+    backend = get_backend(database.yoyo_url())
+    try:
+        migrations = read_migrations(str(database.migrations))
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+        return [m.id for m in pending]
+    finally:
+        backend.connection.close()

@@ -1,0 +1,76 @@
+"""Rows the recorders return beside the library's own, and the time format of the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with microseconds: the one form the ledger writes times in."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """What the ledger knows of one stored `event_id`: its digest and its receipt."""
+
+    event_id: str
+    digest: str
+    stream_type: str
+    stream_id: str
+    version: int
+    position: int
+    recorded_at: datetime
+    hash: str
+
+    def receipt(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "stream": {"type": self.stream_type, "id": self.stream_id},
+            "version": self.version,
+            "position": self.position,
+            "recorded_at": format_time(self.recorded_at),
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """One stored event with the fields the ledger stamps outside the record."""
+
+    position: int
+    recorded_at: datetime
+    state: bytes
+
+    def json(self) -> bytes:
+        """The event as the API shows it: the stored record plus position and recorded_at."""
+        head = b'{"position":%d,"recorded_at":"%s",' % (
+            self.position,
+            format_time(self.recorded_at).encode(),
+        )
+        return head + self.state[1:]
+
+
+# (event_id, originator_id, originator_version, stream_type, stream_id, type, digest, hash)
+IndexInsert = tuple[str, UUID, int, str, str, str, str, str]
+
+
+class LedgerRecorder(Protocol):
+    """The queries the ledger adds to the library's application recorder."""
+
+    def lookup(self, event_ids: list[str]) -> list[IndexRow]: ...
+
+    def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]: ...
+
+    def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]: ...
+
+    def select_stream_rows(self, originator_id: UUID) -> list[StoredRow]: ...
+
+    def check_durability(self) -> None: ...
+
+    def max_notification_id(self) -> int | None: ...

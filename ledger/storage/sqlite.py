@@ -1,0 +1,225 @@
+"""SQLite back-end: the library's recorder, with durable, cross-process-safe writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import InterfaceError, Notification, StoredEvent
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteFactory,
+    SQLiteTrackingRecorder,
+    SQLiteTransaction,
+)
+from eventsourcing.utils import Environment, EnvType
+
+from ledger.storage.rows import IndexInsert, IndexRow, StoredRow, format_time
+
+EVENTS_TABLE = "ledger_events"
+# ISO text in UTC; max() against the previous row keeps recorded_at non-decreasing along
+# the notification_id even if the wall clock steps back, and BEGIN IMMEDIATE makes this the only writer.
+STAMP = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+
+class _ImmediateTransaction(SQLiteTransaction):
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        # A deferred BEGIN that later writes fails at once under another process's
+        # write lock ("database is locked"); IMMEDIATE waits for the busy timeout instead.
+        cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        return cursor
+
+
+class _Connection(SQLiteConnection):
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        with _ImmediateTransaction(self, commit=commit) as curs, curs:
+            yield curs
+
+
+class _Pool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        try:
+            c = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=True,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as e:
+            raise InterfaceError(e) from e
+        if not self.is_sqlite_memory_mode:
+            c.execute("PRAGMA journal_mode=WAL")
+            self.is_journal_mode_wal = True
+        # The library leaves synchronous at NORMAL, which can lose the last commits on power loss.
+        c.execute("PRAGMA synchronous=FULL")
+        c.execute("PRAGMA foreign_keys=ON")
+        c.row_factory = sqlite3.Row
+        return _Connection(sqlite_conn=c, max_age=self.max_age)
+
+
+class _Datastore(SQLiteDatastore):
+    def __init__(self, db_name: str, **kwargs: Any) -> None:
+        super().__init__(db_name, **kwargs)
+        self.pool.close()
+        self.pool = _Pool(db_name=db_name, lock_timeout=kwargs.get("lock_timeout"))
+
+
+def _parse_stamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    """Stores events, their `recorded_at` and the `event_id` index in one transaction."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = EVENTS_TABLE):
+        super().__init__(datastore, events_table_name)
+        t = events_table_name
+        self.select_max_notification_id_statement = (
+            f"SELECT MAX(notification_id) FROM {events_table_name}"
+        )
+        self.insert_events_statement = (
+            f"INSERT INTO {t} (originator_id, originator_version, topic, state, recorded_at) "
+            f"VALUES (?, ?, ?, ?, max({STAMP}, coalesce("
+            f"(SELECT recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1), '')))"
+        )
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        rows: list[IndexInsert] = kwargs.get("index_rows") or []
+        if rows:
+            c.executemany(
+                "INSERT INTO event_index (event_id, originator_id, originator_version, "
+                "stream_type, stream_id, type, digest, hash) VALUES (?,?,?,?,?,?,?,?)",
+                [(r[0], r[1].hex, *r[2:]) for r in rows],
+            )
+        return positions
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        # The library selects "rowid, *", which an INTEGER PRIMARY KEY alias renames.
+        sql = (
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE notification_id {'>=' if inclusive_of_start else '>'} ?"
+        )
+        params: list[Any] = [start or 0]
+        if stop is not None:
+            sql += " AND notification_id <= ?"
+            params.append(stop)
+        if topics:
+            sql += f" AND topic IN ({','.join('?' * len(topics))})"
+            params.extend(topics)
+        sql += " ORDER BY notification_id LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [
+                Notification(
+                    id=r[0],
+                    originator_id=self.convert_originator_id(r[1]),
+                    originator_version=r[2],
+                    topic=r[3],
+                    state=r[4],
+                )
+                for r in c.fetchall()
+            ]
+
+    def lookup(self, event_ids: list[str]) -> list[IndexRow]:
+        if not event_ids:
+            return []
+        marks = ",".join("?" * len(event_ids))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT i.event_id, i.digest, i.stream_type, i.stream_id, i.originator_version, "
+                f"e.notification_id AS position, e.recorded_at, i.hash FROM event_index i "
+                f"JOIN {self.events_table_name} e ON e.originator_id = i.originator_id "
+                "AND e.originator_version = i.originator_version "
+                f"WHERE i.event_id IN ({marks})",
+                event_ids,
+            )
+            return [
+                IndexRow(
+                    r[0], r[1], r[2], r[3], r[4], r[5], _parse_stamp(r[6]), r[7]
+                )
+                for r in c.fetchall()
+            ]
+
+    def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]:
+        if not originator_ids:
+            return []
+        marks = ",".join("?" * len(originator_ids))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                "ORDER BY originator_id, originator_version",
+                [o.hex for o in originator_ids],
+            )
+            return [
+                StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()
+            ]
+
+    def select_rows(
+        self, after: int, limit: int, until: datetime | None = None
+    ) -> list[StoredRow]:
+        sql = f"SELECT notification_id, recorded_at, state FROM {self.events_table_name} WHERE notification_id > ?"
+        params: list[Any] = [after]
+        if until is not None:
+            sql += " AND recorded_at <= ?"
+            params.append(format_time(until)[:23] + "Z")
+        sql += " ORDER BY notification_id LIMIT ?"
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [StoredRow(r[0], _parse_stamp(r[1]), r[2]) for r in c.fetchall()]
+
+    def select_stream_rows(self, originator_id: UUID) -> list[StoredRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT notification_id, recorded_at, state FROM {self.events_table_name} "
+                "WHERE originator_id = ? ORDER BY originator_version",
+                [originator_id.hex],
+            )
+            return [StoredRow(r[0], _parse_stamp(r[1]), r[2]) for r in c.fetchall()]
+
+    def check_durability(self) -> None:
+        """SQLite durability is set per connection (WAL, synchronous=FULL): nothing to refuse."""
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """The library's SQLite factory with the ledger's datastore and recorder."""
+
+    application_recorder_class = LedgerSQLiteRecorder
+    tracking_recorder_class = SQLiteTrackingRecorder
+
+    def __init__(self, env: Environment | EnvType | None):
+        super().__init__(env)
+        old = self.datastore
+        self.datastore = _Datastore(
+            old.pool.db_name,
+            lock_timeout=old.pool.lock_timeout,
+            single_row_tracking=old.single_row_tracking,
+            originator_id_type=old.originator_id_type,
+        )
+        old.close()
