@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -47,6 +48,7 @@ class AppendResult:
 
     receipts: list[dict[str, Any]]
     created: bool  # False when every event was already stored: an exact retry
+    appended: int  # how many events this call stored
 
 
 class Ledger(Application[UUID]):
@@ -67,14 +69,27 @@ class Ledger(Application[UUID]):
         return cast(LedgerRecorder, self.recorder)
 
     def append(
-        self, envelopes: Sequence[EnvelopeBase], *, source: str, system: bool = False
+        self,
+        envelopes: Sequence[EnvelopeBase],
+        *,
+        source: str,
+        system: bool = False,
+        skip_stored: bool = False,
     ) -> AppendResult:
-        """Append every envelope or none; an exact retry returns the original receipts."""
+        """Append every envelope or none; an exact retry returns the original receipts.
+
+        With `skip_stored`, events already stored (with the same content) are left out and the
+        rest appended: how a bulk import resumes after a stop.
+        """
         items = [(e.to_record(source), e.expected_version) for e in envelopes]
-        return self.append_records(items, system=system)
+        return self.append_records(items, system=system, skip_stored=skip_stored)
 
     def append_records(
-        self, items: Sequence[tuple[dict[str, Any], int | None]], *, system: bool = False
+        self,
+        items: Sequence[tuple[dict[str, Any], int | None]],
+        *,
+        system: bool = False,
+        skip_stored: bool = False,
     ) -> AppendResult:
         """Append records (the sender's fields plus `source`) with their expected versions."""
         if not items:
@@ -82,7 +97,10 @@ class Ledger(Application[UUID]):
         if len(items) > MAX_BATCH:
             raise InvalidEventError("events", f"at most {MAX_BATCH} events per request")
         now = self.clock()
-        prefix = (lambda i: f"events[{i}].") if len(items) > 1 else (lambda i: "")
+
+        def prefix(i: int) -> str:
+            return f"events[{i}]." if len(items) > 1 else ""
+
         seen: set[str] = set()
         for i, (record, _) in enumerate(items):
             if record["event_id"] in seen:
@@ -96,43 +114,50 @@ class Ledger(Application[UUID]):
         event_ids = list(digests)
         with _unavailable_on_outage():
             stored = self._stored(event_ids, digests)
-            if stored is not None:
-                return AppendResult(stored, created=False)
+            if len(stored) == len(event_ids):
+                return AppendResult(self._receipts(event_ids, stored), created=False, appended=0)
+            if stored and not skip_stored:
+                raise EventIdConflictError(
+                    "some event_ids of this request are already stored and others are not: "
+                    "a batch is retried whole, with the same events"
+                )
+            todo = [(r, v) for r, v in items if r["event_id"] not in stored]
             for _ in range(RACE_ATTEMPTS):
-                events, index_rows = self._decide(items, system=system)
+                events, index_rows = self._decide(todo, system=system)
                 try:
                     self.save(*events, index_rows=index_rows)
                 except IntegrityError:
                     # Either the reply to our COMMIT was lost and the library's retry hit our
                     # own rows, or a concurrent writer took an event_id or a version first.
                     stored = self._stored(event_ids, digests)
-                    if stored is not None:
-                        return AppendResult(stored, created=False)
-                    if any(expected is not None for _, expected in items):
+                    if len(stored) == len(event_ids):
+                        return AppendResult(
+                            self._receipts(event_ids, stored), created=False, appended=0
+                        )
+                    if any(expected is not None for _, expected in todo):
                         raise VersionConflictError(
                             "another writer appended to the stream first: "
                             "expected_version no longer matches"
                         ) from None
                     continue
-                receipts = self._stored(event_ids, digests)
-                assert receipts is not None
-                return AppendResult(receipts, created=True)
+                stored = self._stored(event_ids, digests)
+                return AppendResult(
+                    self._receipts(event_ids, stored), created=True, appended=len(todo)
+                )
         raise VersionConflictError("the streams kept changing under concurrent writers; retry")
 
-    def _stored(self, event_ids: list[str], digests: dict[str, str]) -> list[dict[str, Any]] | None:
-        rows: dict[str, IndexRow] = {r.event_id: r for r in self.store.lookup(event_ids)}
-        if not rows:
-            return None
+    def _stored(self, event_ids: list[str], digests: dict[str, str]) -> dict[str, IndexRow]:
+        """The requested event_ids already stored; 409 if one is stored with other content."""
+        rows = {r.event_id: r for r in self.store.lookup(event_ids)}
         for event_id, row in rows.items():
             if row.digest != digests[event_id]:
                 raise EventIdConflictError(
                     f"event_id {event_id} is already stored with other content"
                 )
-        if len(rows) < len(event_ids):
-            raise EventIdConflictError(
-                "some event_ids of this request are already stored and others are not: "
-                "a batch is retried whole, with the same events"
-            )
+        return rows
+
+    @staticmethod
+    def _receipts(event_ids: list[str], rows: dict[str, IndexRow]) -> list[dict[str, Any]]:
         return [rows[event_id].receipt() for event_id in event_ids]
 
     def _decide(
@@ -143,7 +168,8 @@ class Ledger(Application[UUID]):
         for record, expected in items:
             key = (record["stream"]["type"], record["stream"]["id"])
             if expected is not None:
-                current = streams[key].version if streams[key] is not None else 0
+                stream = streams[key]
+                current = stream.version if stream is not None else 0
                 if current != expected:
                     raise VersionConflictError(
                         f"{key[0]} {key[1]} is at version {current}, not {expected}"
@@ -157,7 +183,9 @@ class Ledger(Application[UUID]):
             else:
                 stream.record(record, system=system)
             order[record["event_id"]] = i
-        events = [e for s in streams.values() if s is not None for e in s.collect_events()]
+        events: list[Any] = [
+            e for s in streams.values() if s is not None for e in s.collect_events()
+        ]
         events.sort(key=lambda e: order[e.record["event_id"]])
         index_rows: list[IndexInsert] = [
             (
@@ -176,7 +204,7 @@ class Ledger(Application[UUID]):
 
     def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], LedgerStream | None]:
         ids = {stream_uuid(t, i): (t, i) for t, i in keys}
-        by_id: dict[UUID, list[Any]] = {}
+        by_id: dict[UUID | str, list[Any]] = {}
         for stored in self.store.select_streams(list(ids)):
             by_id.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))
         return {ids[o]: (project_aggregate(None, by_id[o]) if o in by_id else None) for o in ids}
@@ -199,12 +227,10 @@ class Ledger(Application[UUID]):
             return self.store.max_notification_id() or 0
 
 
-class _unavailable_on_outage:  # noqa: N801 - used as a context manager
+@contextmanager
+def _unavailable_on_outage() -> Iterator[None]:
     """Turn a lost database into UnavailableError (503), never a 500."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, OperationalError | InterfaceError):
-            raise UnavailableError(str(exc)) from exc
+    try:
+        yield
+    except (OperationalError, InterfaceError) as e:
+        raise UnavailableError(str(e)) from e

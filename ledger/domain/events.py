@@ -6,7 +6,7 @@ import math
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 from uuid import UUID
 
 from pydantic import (
@@ -105,7 +105,9 @@ Department = Annotated[StrictStr, Field(pattern=DEPARTMENT_PATTERN)]
 StreamId = Annotated[StrictStr, Field(pattern=STREAM_ID_PATTERN)]
 Period = Annotated[StrictStr, Field(pattern=PERIOD_PATTERN)]
 EventRef = Annotated[UUID, Field(json_schema_extra={"format": "uuid"})]
-NumberMap = Annotated[dict[Annotated[StrictStr, Field(max_length=200)], Number], Field(max_length=500)]
+NumberMap = Annotated[
+    dict[Annotated[StrictStr, Field(max_length=200)], Number], Field(max_length=500)
+]
 JsonObject = Annotated[
     dict[Annotated[StrictStr, Field(max_length=200)], Any], AfterValidator(_json_value)
 ]
@@ -396,18 +398,21 @@ ENVELOPE_MODELS: dict[str, type[EnvelopeBase]] = {
     event_type: create_model(
         _class_name(event_type),
         __base__=EnvelopeBase,
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]
         data=(model, ...),
     )
     for event_type, (model, _) in VOCABULARY.items()
 }
 
 
-# A union discriminated by `type`: OpenAPI lists every event type with its own `data` model.
-Envelope = Annotated[
-    Union[tuple(ENVELOPE_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="type"),
-]
+if TYPE_CHECKING:
+    Envelope: TypeAlias = EnvelopeBase
+else:
+    # A union discriminated by `type`: OpenAPI lists every event type with its own `data`.
+    Envelope = Annotated[
+        Union[tuple(ENVELOPE_MODELS.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
 
 
 def data_model(event_type: str) -> type[Data]:

@@ -31,9 +31,7 @@ def check_envelope(record: dict[str, Any], now: datetime) -> None:
         allowed = ", ".join(VOCABULARY[event_type][1])
         raise InvalidEventError("type", f"{event_type} belongs on a {allowed} stream")
     if parse_time(record["occurred_at"]) > now + MAX_CLOCK_SKEW:
-        raise InvalidEventError(
-            "occurred_at", "lies more than 5 minutes after the ledger's clock"
-        )
+        raise InvalidEventError("occurred_at", "lies more than 5 minutes after the ledger's clock")
 
 
 class LedgerStream(Aggregate):

@@ -77,10 +77,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def lookup(self, event_ids: list[str]) -> list[IndexRow]:
         if not event_ids:
             return []
-        return [
-            IndexRow(*r.values())
-            for r in self._rows(self._lookup, [event_ids])
-        ]
+        return [IndexRow(*r.values()) for r in self._rows(self._lookup, [event_ids])]
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]:
         if not originator_ids:
@@ -90,9 +87,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for r in self._rows(self._select_streams, [originator_ids])
         ]
 
-    def select_rows(
-        self, after: int, limit: int, until: datetime | None = None
-    ) -> list[StoredRow]:
+    def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]:
         return [
             StoredRow(r["notification_id"], r["recorded_at"], bytes(r["state"]))
             for r in self._rows(self._select_rows, [after, until, until, limit])

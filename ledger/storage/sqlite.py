@@ -27,7 +27,7 @@ from ledger.storage.rows import IndexInsert, IndexRow, StoredRow, format_time
 
 EVENTS_TABLE = "ledger_events"
 # ISO text in UTC; max() against the previous row keeps recorded_at non-decreasing along
-# the notification_id even if the wall clock steps back, and BEGIN IMMEDIATE makes this the only writer.
+# notification_id even if the wall clock steps back; BEGIN IMMEDIATE makes this the only writer.
 STAMP = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 
@@ -119,9 +119,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
         # The library selects "rowid, *", which an INTEGER PRIMARY KEY alias renames.
+        op = ">=" if inclusive_of_start else ">"
         sql = (
             "SELECT notification_id, originator_id, originator_version, topic, state "
-            f"FROM {self.events_table_name} WHERE notification_id {'>=' if inclusive_of_start else '>'} ?"
+            f"FROM {self.events_table_name} WHERE notification_id {op} ?"
         )
         params: list[Any] = [start or 0]
         if stop is not None:
@@ -159,9 +160,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 event_ids,
             )
             return [
-                IndexRow(
-                    r[0], r[1], r[2], r[3], r[4], r[5], _parse_stamp(r[6]), r[7]
-                )
+                IndexRow(r[0], r[1], r[2], r[3], r[4], r[5], _parse_stamp(r[6]), r[7])
                 for r in c.fetchall()
             ]
 
@@ -176,14 +175,13 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
                 "ORDER BY originator_id, originator_version",
                 [o.hex for o in originator_ids],
             )
-            return [
-                StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()
-            ]
+            return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
 
-    def select_rows(
-        self, after: int, limit: int, until: datetime | None = None
-    ) -> list[StoredRow]:
-        sql = f"SELECT notification_id, recorded_at, state FROM {self.events_table_name} WHERE notification_id > ?"
+    def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]:
+        sql = (
+            f"SELECT notification_id, recorded_at, state FROM {self.events_table_name} "
+            "WHERE notification_id > ?"
+        )
         params: list[Any] = [after]
         if until is not None:
             sql += " AND recorded_at <= ?"

@@ -1,0 +1,159 @@
+"""RFC 9457 problem responses: one table maps each domain error to its status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ledger.domain.errors import (
+    EventIdConflictError,
+    InvalidEventError,
+    LedgerError,
+    StreamNotFoundError,
+    StreamRuleError,
+    UnavailableError,
+    VersionConflictError,
+)
+from ledger.domain.events import EVENT_TYPES
+
+log = logging.getLogger("ledger.api")
+
+PROBLEM_BASE = "https://quality-ledger.invalid/problems/"
+RETRY_AFTER_SECONDS = "2"
+
+# error class → (status, problem type slug, title)
+PROBLEMS: dict[type[LedgerError], tuple[int, str, str]] = {
+    InvalidEventError: (422, "invalid-event", "The event is not valid"),
+    VersionConflictError: (409, "version-conflict", "The stream is not at the expected version"),
+    StreamRuleError: (409, "stream-rule", "The event breaks a stream rule"),
+    EventIdConflictError: (409, "event-id-conflict", "The event_id is taken by other content"),
+    StreamNotFoundError: (404, "not-found", "No such stream"),
+    UnavailableError: (503, "unavailable", "The database is unavailable"),
+}
+
+HTTP_TITLES = {
+    400: ("bad-request", "The request is malformed"),
+    401: ("unauthorized", "A valid API key is required"),
+    403: ("forbidden", "This key may not do that"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Events are never updated or deleted"),
+    413: ("too-large", "The request body is larger than 1 MiB"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(default=None)
+
+
+class ProblemResponse(Response):
+    media_type = "application/problem+json"
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+        }
+        if errors is not None:
+            body["errors"] = errors
+        super().__init__(orjson.dumps(body), status_code=status, headers=headers)
+
+
+def field_of(error: Any) -> str:
+    """A pydantic error's location as the sender wrote it: `events[2].data.sample_size`."""
+    loc = tuple(error["loc"])
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found") and loc[-1:] != ("type",):
+        # An unknown event type is reported at the union, not at the field that chose it.
+        loc = (*loc, "type") if "events" in loc or loc[-1:] != ("single",) else ("type",)
+    parts = [p for p in loc if p not in ("body", "single", "batch") and p not in EVENT_TYPES]
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into problem JSON."""
+
+    @app.exception_handler(LedgerError)
+    async def ledger_error(_: Request, exc: LedgerError) -> Response:
+        status, slug, title = PROBLEMS.get(type(exc), (409, "conflict", "Conflict"))
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+        if isinstance(exc, InvalidEventError):
+            errors = [{"field": exc.field, "message": exc.message}]
+            return ProblemResponse(status, slug, title, str(exc), errors=errors)
+        if status == 503:
+            log.warning("database unavailable: %s", exc)
+            return ProblemResponse(status, slug, title, "retry shortly", headers=headers)
+        return ProblemResponse(status, slug, title, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": field_of(e), "message": e["msg"]} for e in exc.errors()]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return ProblemResponse(
+            422,
+            "invalid-request",
+            "The request is not valid",
+            f"{first['field']}: {first['message']}",
+            errors=errors,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> Response:
+        slug, title = HTTP_TITLES.get(exc.status_code, ("error", "Error"))
+        return ProblemResponse(
+            exc.status_code, slug, title, str(exc.detail), headers=dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return ProblemResponse(
+            500, "internal", "Internal error", "the error was logged; nothing was half-written"
+        )
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem statuses a route can answer."""
+    titles = {s: t for s, (_, _, t) in ((v[0], v) for v in PROBLEMS.values())}
+    titles.update({s: t for s, (_, t) in HTTP_TITLES.items()})
+    titles[422] = "The request is not valid"
+    titles[503] = "The database is unavailable (see Retry-After)"
+    return {
+        s: {
+            "model": Problem,
+            "description": titles.get(s, "Error"),
+            "content": {"application/problem+json": {"schema": Problem.model_json_schema()}},
+        }
+        for s in statuses
+    }

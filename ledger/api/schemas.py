@@ -1,0 +1,50 @@
+"""Response models: what the OpenAPI page documents for each route."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from ledger.domain.events import Actor, Stream
+
+
+class Receipt(BaseModel):
+    event_id: UUID
+    stream: Stream
+    version: int
+    position: int
+    recorded_at: str = Field(json_schema_extra={"format": "date-time"})
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Receipts(BaseModel):
+    receipts: list[Receipt]
+
+
+class StoredEvent(BaseModel):
+    """An event as stored: the sender's fields plus what the ledger stamped."""
+
+    position: int
+    recorded_at: str = Field(json_schema_extra={"format": "date-time"})
+    event_id: UUID
+    type: str
+    stream: Stream
+    version: int
+    occurred_at: str = Field(json_schema_extra={"format": "date-time"})
+    actor: Actor
+    source: str
+    data: dict[str, Any]
+    attributes: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class StoredEventPage(BaseModel):
+    events: list[StoredEvent]
+    next_after: int
+
+
+class StreamEvents(BaseModel):
+    events: list[StoredEvent]
