@@ -222,6 +222,18 @@ class Ledger(Application[UUID]):
             raise StreamNotFoundError(f"no {stream_type} stream {stream_id!r}")
         return rows
 
+    def stream_rows(self, stream_type: str, stream_id: str) -> list[StoredRow]:
+        """One stream's events in version order; empty for a stream never written."""
+        with _unavailable_on_outage():
+            return self.store.select_stream_rows(stream_uuid(stream_type, stream_id))
+
+    def position_at(self, until: datetime | None) -> int:
+        """The last position recorded at or before `until` (now, if None): an as-of cut."""
+        if until is None:
+            return self.last_position()
+        with _unavailable_on_outage():
+            return self.store.position_at(until)
+
     def last_position(self) -> int:
         with _unavailable_on_outage():
             return self.store.max_notification_id() or 0

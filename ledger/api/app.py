@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from ledger.api import problems
 from ledger.api.deps import Principal
 from ledger.api.limits import BodyLimit
-from ledger.api.routes import events, health, streams
+from ledger.api.routes import events, health, streams, timelines
 from ledger.application import Ledger
 from ledger.settings import Settings
 
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.state.principal_for = lambda request: Principal(name="local", role="admin")
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (events, streams, health):
+    for module in (events, streams, timelines, health):
         module.router.route_class = _Route
         app.include_router(module.router)
     return app

@@ -48,3 +48,29 @@ class StoredEventPage(BaseModel):
 
 class StreamEvents(BaseModel):
     events: list[StoredEvent]
+
+
+class TimelineEvent(BaseModel):
+    position: int
+    recorded_at: str = Field(json_schema_extra={"format": "date-time"})
+    event_id: UUID
+    type: str
+    stream: Stream
+    version: int
+    occurred_at: str = Field(json_schema_extra={"format": "date-time"})
+    actor: Actor
+    source: str
+    data: dict[str, Any]
+    attributes: dict[str, Any]
+    hash: str
+    corrected_by: UUID | None = None
+
+
+class Timeline(BaseModel):
+    """Events ordered by occurred_at then position; `position` is the last one counted."""
+
+    complaint_id: str | None = None
+    batch_id: str | None = None
+    events: list[TimelineEvent]
+    position: int
+    fingerprint: str

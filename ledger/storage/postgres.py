@@ -99,6 +99,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for r in self._rows(self._select_stream_rows, [originator_id])
         ]
 
+    def position_at(self, until: datetime) -> int:
+        rows = self._rows(
+            SQL(
+                "SELECT notification_id FROM {s}.{e} WHERE recorded_at <= %s "
+                "ORDER BY recorded_at DESC, notification_id DESC LIMIT 1"
+            ).format(s=Identifier(self.datastore.schema), e=Identifier(self.events_table_name)),
+            [until],
+        )
+        return int(rows[0]["notification_id"]) if rows else 0
+
     def check_durability(self) -> None:
         """Refuse a server that acknowledges commits it may not keep."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

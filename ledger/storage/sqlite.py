@@ -201,6 +201,16 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             )
             return [StoredRow(r[0], _parse_stamp(r[1]), r[2]) for r in c.fetchall()]
 
+    def position_at(self, until: datetime) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT notification_id FROM {self.events_table_name} WHERE recorded_at <= ? "
+                "ORDER BY recorded_at DESC, notification_id DESC LIMIT 1",
+                [format_time(until)[:23] + "Z"],
+            )
+            row = c.fetchone()
+            return int(row[0]) if row else 0
+
     def check_durability(self) -> None:
         """SQLite durability is set per connection (WAL, synchronous=FULL): nothing to refuse."""
 

@@ -1,0 +1,52 @@
+"""Dispute timelines of a complaint or a batch, live or as of a recorded time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from ledger.api.deps import LedgerDep, PrincipalDep
+from ledger.api.problems import documented
+from ledger.api.responses import ORJSON
+from ledger.api.schemas import Timeline
+from ledger.domain.events import STREAM_ID_PATTERN, Timestamp, parse_time
+from ledger.projections.casefile import CaseFiles
+
+router = APIRouter(prefix="/v1", tags=["timelines"])
+
+AsOf = Annotated[
+    Timestamp | None,
+    Query(description="RFC 3339: count only events recorded at or before this time"),
+]
+StreamIdPath = Annotated[str, Path(pattern=STREAM_ID_PATTERN)]
+
+
+def _cut(as_of: str | None) -> datetime | None:
+    return parse_time(as_of) if as_of is not None else None
+
+
+@router.get(
+    "/complaints/{complaint_id}/timeline",
+    response_model=Timeline,
+    responses=documented(400, 401, 403, 404, 422, 429, 503),
+)
+def complaint_timeline(
+    complaint_id: StreamIdPath, ledger: LedgerDep, principal: PrincipalDep, as_of: AsOf = None
+) -> Response:
+    """The complaint's events and those of the batches it names and their material lots."""
+    return ORJSON(CaseFiles(ledger).complaint_timeline(complaint_id, _cut(as_of)))
+
+
+@router.get(
+    "/batches/{batch_id}/timeline",
+    response_model=Timeline,
+    responses=documented(400, 401, 403, 404, 422, 429, 503),
+)
+def batch_timeline(
+    batch_id: StreamIdPath, ledger: LedgerDep, principal: PrincipalDep, as_of: AsOf = None
+) -> Response:
+    """A batch's events and those of its material lots."""
+    return ORJSON(CaseFiles(ledger).batch_timeline(batch_id, _cut(as_of)))
