@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ledger import cli_keys
 from ledger.api.problems import field_of
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import Envelope, EnvelopeBase
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+app.add_typer(cli_keys.app, name="keys")
 
 
 def _database(settings: Settings) -> Database:
@@ -61,6 +63,7 @@ def serve(
     except Exception as e:
         err.print(f"[red]cannot start: {e}[/red]")
         raise typer.Exit(1) from None
+    cli_keys.announce_first_key(settings)
     uvicorn.run(
         "ledger.api.app:app_from_env",
         factory=True,
@@ -69,6 +72,10 @@ def serve(
         workers=workers,
         log_level="info",
     )
+
+
+class _BadLine(Exception):
+    """A line of an import file that the ledger refuses."""
 
 
 @app.command("import")
@@ -90,14 +97,27 @@ def import_(
     total = sum(1 for line in file.open("rb") if line.strip())
     appended = seen = 0
     batch: list[EnvelopeBase] = []
+    numbers: list[int] = []  # the file line of each envelope in `batch`
     failed: str | None = None
 
     def flush() -> None:
         nonlocal appended
-        if batch:
+        if not batch:
+            return
+        try:
             appended += ledger.append(batch, source=source, skip_stored=True).appended
             progress.advance(task, len(batch))
-            batch.clear()
+        except LedgerError:
+            # The batch is refused whole: append its lines one by one to store those before the
+            # bad one and to name the bad one's line.
+            for envelope, number in zip(batch, numbers, strict=True):
+                try:
+                    appended += ledger.append([envelope], source=source, skip_stored=True).appended
+                except LedgerError as e:
+                    raise _BadLine(f"line {number}: {e}") from None
+                progress.advance(task, 1)
+        batch.clear()
+        numbers.clear()
 
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
@@ -109,6 +129,7 @@ def import_(
                         continue
                     try:
                         batch.append(adapter.validate_json(line))
+                        numbers.append(number)
                     except ValidationError as e:
                         first = e.errors()[0]
                         failed = f"line {number}: {field_of(first)}: {first['msg']}"
@@ -120,6 +141,8 @@ def import_(
                 flush()
             else:
                 flush()  # keep every valid line before the bad one
+    except _BadLine as e:
+        failed = str(e)
     except LedgerError as e:
         failed = f"near line {seen}: {e}"
     finally:
@@ -134,6 +157,86 @@ def import_(
     if failed is not None:
         err.print(f"[red]stopped at {failed}[/red]; the events before it are stored")
         raise typer.Exit(1)
+
+
+def _open_ledger() -> Any:
+    from ledger.application import Ledger
+    from ledger.storage.migrate import migrate as apply
+
+    database = _database(Settings())
+    apply(database)
+    return Ledger(database)
+
+
+@app.command()
+def demo() -> None:
+    """Append SPEC §9's demo scenario; running it again appends nothing new."""
+    from ledger.application import utc_now
+    from ledger.demo import run
+    from ledger.projections.casefile import Projections
+
+    ledger = _open_ledger()
+    try:
+        run(Projections(ledger), utc_now(), say=typer.echo)
+    finally:
+        ledger.close()
+
+
+sla_app = typer.Typer(help="The SLA watcher.", no_args_is_help=True)
+app.add_typer(sla_app, name="sla")
+
+
+@sla_app.command("tick")
+def sla_tick() -> None:
+    """One pass of the SLA watcher: append the escalations that are due."""
+    from ledger.application import utc_now
+    from ledger.projections.casefile import Projections
+    from ledger.watcher import tick
+
+    ledger = _open_ledger()
+    try:
+        typer.echo(f"raised {tick(Projections(ledger), utc_now())} escalation(s)")
+    finally:
+        ledger.close()
+
+
+replay_app = typer.Typer(help="Replay what the ledger knew at a past moment.", no_args_is_help=True)
+app.add_typer(replay_app, name="replay")
+
+
+@replay_app.command("complaint")
+def replay_complaint(
+    complaint_id: Annotated[str, typer.Argument(help="e.g. C-2026-0031")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="RFC 3339 time; only events recorded by then")
+    ] = None,
+) -> None:
+    """Print the complaint's timeline and responsibility chain as of a time, as JSON."""
+    import orjson
+    from pydantic import TypeAdapter
+
+    from ledger.application import utc_now
+    from ledger.domain.events import Timestamp, parse_time
+    from ledger.projections.casefile import Disputes, Projections
+
+    try:
+        cut = parse_time(TypeAdapter(Timestamp).validate_python(as_of)) if as_of else None
+    except ValidationError as e:
+        err.print(f"[red]--as-of: {e.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from None
+    ledger = _open_ledger()
+    try:
+        disputes = Disputes(Projections(ledger), utc_now())
+        body = {
+            "timeline": disputes.complaint_timeline(complaint_id, cut),
+            "responsibility": disputes.complaint_responsibility(complaint_id, cut),
+        }
+    except LedgerError as e:
+        err.print(f"[red]{e}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        ledger.close()
+    typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
 
 
 def main() -> None:

@@ -6,9 +6,10 @@ afterwards. Outside CI an unreachable PostgreSQL skips them loudly; with CI=true
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ledger.api.app import create_app
 from ledger.application import Ledger
 from ledger.settings import Settings
 from ledger.storage.database import Database
+from ledger.storage.keys import KeyStore
 from ledger.storage.migrate import migrate
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
@@ -110,10 +112,39 @@ def ledger(database: Database, clock: FrozenClock) -> Iterator[Ledger]:
         ledger.close()
 
 
+ADMIN_KEY_NAME = "test-admin"
+
+
 @pytest.fixture
-def client(ledger: Ledger) -> Iterator[TestClient]:
+def keys(ledger: Ledger) -> KeyStore:
+    """The ledger's API keys."""
+    return KeyStore.of(ledger.store, ledger.database.kind)
+
+
+@pytest.fixture
+def make_key(keys: KeyStore, clock: FrozenClock) -> Callable[..., str]:
+    """`make_key(role, departments=(), name=None)` stores a key and returns it."""
+    made = itertools.count(1)
+
+    def make(role: str = "admin", departments: Iterable[str] = (), name: str | None = None) -> str:
+        key, _ = keys.create(name or f"{role}-{next(made)}", role, frozenset(departments), clock())
+        return key
+
+    return make
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header that authenticates a request with `key`."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def client(ledger: Ledger, make_key: Callable[..., str]) -> Iterator[TestClient]:
+    """A client of the API that sends an admin key (named ADMIN_KEY_NAME) with every request;
+    pass `headers=bearer(make_key("hr"))` to a request to call with another key."""
     app = create_app(Settings(database_url="sqlite:///unused"), ledger=ledger)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    headers = bearer(make_key("admin", name=ADMIN_KEY_NAME))
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as c:
         yield c
 
 

@@ -4,39 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
 
-from ledger.api import problems
-from ledger.api.deps import Principal
-from ledger.api.limits import BodyLimit
-from ledger.api.routes import events, health, streams, timelines
+from ledger.api import openapi, problems
+from ledger.api.limits import BodyLimit, RateLimit
+from ledger.api.routes import disputes, events, health, streams, timelines
+from ledger.api.routing import LedgerRoute
 from ledger.application import Ledger
+from ledger.projections.casefile import Projections
 from ledger.settings import Settings
+from ledger.storage.keys import KeyStore
+from ledger.watcher import Watcher
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class _ORJSONRequest(Request):
-    async def json(self) -> Any:
-        # orjson refuses NaN/Infinity and nesting past its limit with a JSONDecodeError,
-        # which FastAPI answers with 422 (the standard library would recurse and 500).
-        if not hasattr(self, "_json"):
-            self._json = orjson.loads(await self.body())
-        return self._json
-
-
-class _Route(APIRoute):
-    def get_route_handler(self) -> Any:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Any:
-            return await handler(_ORJSONRequest(request.scope, request.receive))
-
-        return route
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -59,9 +40,18 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = ledger is None
         app.state.ledger = ledger or open_ledger(settings)
+        app.state.keys = KeyStore.of(app.state.ledger.store, app.state.ledger.database.kind)
+        app.state.projections = Projections(app.state.ledger)
+        # The served ledger runs the SLA watcher; a ledger handed in (tests) is driven by hand.
+        watcher = Watcher(app.state.projections, settings.sla_tick_seconds) if owned else None
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
+                watcher.join(timeout=5)
             if owned:
                 app.state.ledger.close()
 
@@ -71,13 +61,13 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         summary="An event-sourced, hash-chained audit ledger for manufacturing quality.",
         lifespan=lifespan,
     )
-    app.router.route_class = _Route
+    app.router.route_class = LedgerRoute
     app.state.settings = settings
-    app.state.principal_for = lambda request: Principal(name="local", role="admin")
+    app.state.rate_limit = RateLimit.from_setting(settings.rate_limit)
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (events, streams, timelines, health):
-        module.router.route_class = _Route
+    for module in (events, streams, timelines, disputes, health):
         app.include_router(module.router)
     return app
 

@@ -1,13 +1,16 @@
-"""Dependencies shared by the routes, as `Annotated` aliases."""
+"""Dependencies shared by the routes, as `Annotated` aliases (who may call: `ledger.api.auth`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ledger.api.auth import Permission, Principal, require
 from ledger.application import Ledger
+from ledger.projections.casefile import Projections
+
+__all__ = ["LedgerDep", "Principal", "PrincipalDep", "ProjectionsDep", "get_ledger"]
 
 
 def get_ledger(request: Request) -> Ledger:
@@ -15,19 +18,13 @@ def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the name becomes the event's `source`."""
-
-    name: str
-    role: str
-    departments: frozenset[str] = frozenset()
-
-
-def get_principal(request: Request) -> Principal:
-    principal: Principal = request.app.state.principal_for(request)
-    return principal
+def get_projections(request: Request) -> Projections:
+    projections: Projections = request.app.state.projections
+    return projections
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ProjectionsDep = Annotated[Projections, Depends(get_projections)]
+# Deny by default: a route still on this alias is admin-only until it declares its own
+# permission with an alias from `ledger.api.auth` (tests/api/test_authorization.py insists).
+PrincipalDep = Annotated[Principal, require(Permission.KEYS)]

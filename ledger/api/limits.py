@@ -1,7 +1,14 @@
-"""Request body limit: counts the bytes actually received, not the Content-Length claim."""
+"""Request limits: the body size (counting the bytes actually received, not the Content-Length
+claim) and the per-key rate."""
 
 from __future__ import annotations
 
+import math
+import time
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,3 +45,36 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class RateLimit:
+    """At most `LEDGER_RATE_LIMIT` requests per second per key, counted in this process.
+
+    A moving window from the `limits` library. With `ledger serve --workers N` each worker counts
+    on its own, so a key may reach N times the rate in total.
+    """
+
+    def __init__(self, per_second: float) -> None:
+        # A rate below 1/s becomes one request per window of ceil(1/rate) seconds.
+        window = 1 if per_second >= 1 else math.ceil(1 / per_second)
+        self.item = RateLimitItemPerSecond(max(1, round(per_second * window)), window)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.per_second = per_second
+
+    @classmethod
+    def from_setting(cls, per_second: float) -> RateLimit | None:
+        """The limit for `LEDGER_RATE_LIMIT`; None when it is 0 (off)."""
+        return cls(per_second) if per_second > 0 else None
+
+    def hit(self, key_name: str) -> None:
+        """Count one request of the key; 429 with Retry-After past the limit."""
+        if self.limiter.hit(self.item, key_name):
+            return
+        reset_at = self.limiter.get_window_stats(self.item, key_name).reset_time
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise HTTPException(
+            429,
+            f"this key may make {self.per_second:g} requests per second; retry after "
+            f"{retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )

@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from ledger.domain.errors import (
     EventIdConflictError,
@@ -118,7 +120,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
-        errors = [{"field": field_of(e), "message": e["msg"]} for e in exc.errors()]
+        errors = [
+            {"field": "body", "message": f"{e['msg']}: {e.get('ctx', {}).get('error', '')}"}
+            if e["type"] == "json_invalid"
+            else {"field": field_of(e), "message": e["msg"]}
+            for e in exc.errors()
+        ]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return ProblemResponse(
             422,
@@ -129,11 +136,15 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         slug, title = HTTP_TITLES.get(exc.status_code, ("error", "Error"))
-        return ProblemResponse(
-            exc.status_code, slug, title, str(exc.detail), headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; RFC 9110 wants every method.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return ProblemResponse(exc.status_code, slug, title, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
@@ -141,6 +152,14 @@ def install(app: FastAPI) -> None:
         return ProblemResponse(
             500, "internal", "Internal error", "the error was logged; nothing was half-written"
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.matches(request.scope)[0] != Match.NONE:
+            allowed |= route.methods or set()
+    return sorted(allowed)
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

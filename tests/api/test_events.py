@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import envelope
+from tests.conftest import ADMIN_KEY_NAME, envelope
 
 PROBLEM = "application/problem+json"
 
@@ -30,7 +30,7 @@ def test_an_appended_event_reads_back_from_the_feed_and_its_stream(client: TestC
     (stored,) = feed["events"]
     for field in ("event_id", "type", "stream", "occurred_at", "actor", "data", "attributes"):
         assert stored[field] == sent[field]
-    assert stored["source"] == "local"
+    assert stored["source"] == ADMIN_KEY_NAME
     assert stored["prev_hash"] == "0" * 64
     assert stored["hash"] == receipt["hash"]
     assert stored["recorded_at"] == receipt["recorded_at"]

@@ -8,14 +8,17 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from starlette.responses import Response
 
-from ledger.api.deps import LedgerDep, PrincipalDep
+from ledger.api.auth import Appender, EventReader, check_append
+from ledger.api.deps import LedgerDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON, raw_events
+from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Receipts, StoredEventPage
 from ledger.application import MAX_BATCH
 from ledger.domain.events import Envelope
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=LedgerRoute)
+MAX_POSITION = 2**63 - 1  # positions are 64-bit in both databases
 
 
 class EventBatch(BaseModel):
@@ -45,9 +48,10 @@ AppendBody = Annotated[
         **documented(400, 401, 403, 409, 413, 422, 429, 503),
     },
 )
-def append_events(body: AppendBody, ledger: LedgerDep, principal: PrincipalDep) -> Response:
+def append_events(body: AppendBody, ledger: LedgerDep, principal: Appender) -> Response:
     """Append one envelope, or a batch all-or-nothing; 201 with receipts, 200 for a retry."""
     envelopes = body.events if isinstance(body, EventBatch) else [body]
+    check_append(principal, envelopes)
     result = ledger.append(envelopes, source=principal.name)
     return ORJSON({"receipts": result.receipts}, status_code=201 if result.created else 200)
 
@@ -59,8 +63,10 @@ def append_events(body: AppendBody, ledger: LedgerDep, principal: PrincipalDep) 
 )
 def read_feed(
     ledger: LedgerDep,
-    principal: PrincipalDep,
-    after: Annotated[int, Query(ge=0, description="the last position already read")] = 0,
+    principal: EventReader,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="the last position already read")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """The global feed in position order; `next_after` continues it."""

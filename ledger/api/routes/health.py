@@ -9,8 +9,9 @@ from starlette.responses import Response
 from ledger.api.deps import LedgerDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON
+from ledger.api.routing import LedgerRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=LedgerRoute)
 
 
 @router.get("/healthz", responses=documented(503))

@@ -8,14 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
-from ledger.api.deps import LedgerDep, PrincipalDep
+from ledger.api.auth import ProjectionReader
+from ledger.api.deps import LedgerDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON
+from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Timeline
 from ledger.domain.events import STREAM_ID_PATTERN, Timestamp, parse_time
 from ledger.projections.casefile import CaseFiles
 
-router = APIRouter(prefix="/v1", tags=["timelines"])
+router = APIRouter(prefix="/v1", tags=["timelines"], route_class=LedgerRoute)
 
 AsOf = Annotated[
     Timestamp | None,
@@ -24,7 +26,7 @@ AsOf = Annotated[
 StreamIdPath = Annotated[str, Path(pattern=STREAM_ID_PATTERN)]
 
 
-def _cut(as_of: str | None) -> datetime | None:
+def cut_of(as_of: str | None) -> datetime | None:
     return parse_time(as_of) if as_of is not None else None
 
 
@@ -34,10 +36,10 @@ def _cut(as_of: str | None) -> datetime | None:
     responses=documented(400, 401, 403, 404, 422, 429, 503),
 )
 def complaint_timeline(
-    complaint_id: StreamIdPath, ledger: LedgerDep, principal: PrincipalDep, as_of: AsOf = None
+    complaint_id: StreamIdPath, ledger: LedgerDep, principal: ProjectionReader, as_of: AsOf = None
 ) -> Response:
     """The complaint's events and those of the batches it names and their material lots."""
-    return ORJSON(CaseFiles(ledger).complaint_timeline(complaint_id, _cut(as_of)))
+    return ORJSON(CaseFiles(ledger).complaint_timeline(complaint_id, cut_of(as_of)))
 
 
 @router.get(
@@ -46,7 +48,7 @@ def complaint_timeline(
     responses=documented(400, 401, 403, 404, 422, 429, 503),
 )
 def batch_timeline(
-    batch_id: StreamIdPath, ledger: LedgerDep, principal: PrincipalDep, as_of: AsOf = None
+    batch_id: StreamIdPath, ledger: LedgerDep, principal: ProjectionReader, as_of: AsOf = None
 ) -> Response:
     """A batch's events and those of its material lots."""
-    return ORJSON(CaseFiles(ledger).batch_timeline(batch_id, _cut(as_of)))
+    return ORJSON(CaseFiles(ledger).batch_timeline(batch_id, cut_of(as_of)))

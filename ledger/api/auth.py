@@ -1,0 +1,182 @@
+"""Who may do what: API keys, roles and the permission each route needs (SPEC §5).
+
+Every route under `/v1` declares the one permission it needs by taking a principal parameter:
+
+    from ledger.api.auth import SlaReader
+
+    @router.get("/sla")
+    def read_sla(ledger: LedgerDep, principal: SlaReader) -> Response:
+        ...
+
+or, for a permission without an alias below, `Annotated[Principal, require(Permission.X)]`.
+The check runs before the request body is read and answers 401 (no, malformed, unknown or revoked
+key, with `WWW-Authenticate: Bearer`), 403 (the key's role lacks the permission) or 429 (the key's
+rate limit, with `Retry-After`); the route receives the caller's `Principal`, whose `name` is the
+`source` of what it appends. `tests/api/test_authorization.py` builds its matrix from
+`ROLE_PERMISSIONS` and the app's routes: a new route is checked for every role as soon as it
+declares its permission, and a `/v1` route that declares none fails there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from ledger.domain.events import EnvelopeBase
+from ledger.storage.keys import KeyStore
+
+
+class Permission(StrEnum):
+    """What a route lets its caller do."""
+
+    APPEND = "append"  # POST /v1/events
+    READ_EVENTS = "read_events"  # GET /v1/events, /v1/streams/…
+    READ_PROJECTIONS = "read_projections"  # timelines, responsibility chains
+    READ_SLA = "read_sla"  # GET /v1/sla
+    READ_KPIS = "read_kpis"  # GET /v1/kpis…
+    VERIFY = "verify"  # GET /v1/verify, /v1/digest
+    KEYS = "keys"  # managing keys
+
+
+READS = frozenset(
+    {Permission.READ_EVENTS, Permission.READ_PROJECTIONS, Permission.READ_SLA, Permission.READ_KPIS}
+)
+
+# SPEC §5's role table.
+ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
+    "admin": frozenset(Permission),
+    "integrator": frozenset({Permission.APPEND, Permission.READ_EVENTS}),
+    "director": READS,
+    "hr": frozenset({Permission.READ_KPIS, Permission.READ_SLA}),
+    "auditor": READS | {Permission.VERIFY},
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+# Roles that append only events whose `actor.department` is among their key's departments.
+DEPARTMENT_BOUND_ROLES = frozenset({"integrator"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's name becomes the `source` of the events it appends."""
+
+    name: str
+    role: str
+    departments: frozenset[str] = frozenset()
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return ROLE_PERMISSIONS.get(self.role, frozenset())
+
+
+def _unauthorized(detail: str, *, invalid: bool = False) -> HTTPException:
+    challenge = 'Bearer error="invalid_token"' if invalid else "Bearer"
+    return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def _forbidden(detail: str) -> HTTPException:
+    return HTTPException(403, detail)
+
+
+def key_store(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller of `Authorization: Bearer <key>`; 401 for a missing, unknown or revoked key."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise _unauthorized("send an API key as `Authorization: Bearer <key>`")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise _unauthorized("the Authorization header must read `Bearer <key>`", invalid=True)
+    found = key_store(request).authenticate(key)
+    if found is None:
+        raise _unauthorized("the API key is malformed, unknown or revoked", invalid=True)
+    return Principal(found.name, found.role, found.departments)
+
+
+def authorize(request: Request, permission: Permission) -> Principal:
+    """The authenticated caller if its role has `permission`; counts the request once per key."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = authenticate(request)
+        rate_limit = request.app.state.rate_limit
+        if rate_limit is not None:
+            rate_limit.hit(principal.name)
+        request.state.principal = principal
+    if permission not in principal.permissions:
+        raise _forbidden(f"the {principal.role} role may not {permission.value.replace('_', ' ')}")
+    return principal
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key made by `ledger keys create`: `Authorization: Bearer ql_…`.",
+)
+
+
+class Requirement:
+    """The dependency behind `require(permission)`; `LedgerRoute` finds it to check early."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(
+        self,
+        request: Request,
+        # Declares the bearer scheme in OpenAPI; `authorize` reads the header itself.
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        return authorize(request, self.permission)
+
+
+def require(permission: Permission) -> Any:
+    """The dependency of a route that needs `permission`: `Annotated[Principal, require(…)]`."""
+    return Depends(Requirement(permission))
+
+
+def permission_of(dependant: Dependant) -> Permission | None:
+    """The permission a route declares through `require`, if any."""
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, Requirement):
+            return dependency.call.permission
+        found = permission_of(dependency)
+        if found is not None:
+            return found
+    return None
+
+
+def check_append(principal: Principal, envelopes: Sequence[EnvelopeBase]) -> None:
+    """403 unless the caller may append every envelope (SPEC §5: integrators append only for
+    their key's departments and never `escalation.raised`, which the ledger alone raises)."""
+    if principal.role not in DEPARTMENT_BOUND_ROLES:
+        return
+    for i, envelope in enumerate(envelopes):
+        where = f"events[{i}]" if len(envelopes) > 1 else "the event"
+        if envelope.model_dump(include={"type"})["type"] == "escalation.raised":
+            raise _forbidden(f"{where}: only the ledger appends escalation.raised")
+        department = envelope.actor.department
+        if department not in principal.departments:
+            mine = ", ".join(sorted(principal.departments)) or "none"
+            raise _forbidden(
+                f"{where}: this key appends for its own departments ({mine}), not {department}"
+            )
+
+
+Appender = Annotated[Principal, require(Permission.APPEND)]
+EventReader = Annotated[Principal, require(Permission.READ_EVENTS)]
+ProjectionReader = Annotated[Principal, require(Permission.READ_PROJECTIONS)]
+SlaReader = Annotated[Principal, require(Permission.READ_SLA)]
+KpiReader = Annotated[Principal, require(Permission.READ_KPIS)]
+Verifier = Annotated[Principal, require(Permission.VERIFY)]
+KeyAdmin = Annotated[Principal, require(Permission.KEYS)]

@@ -1,0 +1,126 @@
+"""`ledger keys …`: make, list and revoke API keys (SPEC §4–§5)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ledger.api.auth import DEPARTMENT_BOUND_ROLES, ROLE_PERMISSIONS, ROLES
+from ledger.domain.events import DEPARTMENT_PATTERN
+from ledger.settings import Settings
+from ledger.storage.database import Database, DatabaseURLError
+from ledger.storage.keys import NAME_PATTERN, KeyNameTakenError, KeyStore
+from ledger.storage.rows import format_time
+
+app = typer.Typer(
+    help="Manage API keys. Only a hash of each key is stored: a key is shown once, when made.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+@contextmanager
+def _key_store(settings: Settings) -> Iterator[KeyStore]:
+    from ledger.application import Ledger
+    from ledger.storage.migrate import migrate
+
+    try:
+        database = Database.from_url(settings.database_url)
+    except DatabaseURLError as e:
+        err.print(f"[red]LEDGER_DATABASE_URL: {e}[/red]")
+        raise typer.Exit(2) from None
+    migrate(database)
+    ledger = Ledger(database, pool_size=1)
+    try:
+        yield KeyStore.of(ledger.store, database.kind)
+    finally:
+        ledger.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
+@app.command()
+def create(
+    role: Annotated[str, typer.Option(help=f"one of: {', '.join(ROLES)}")],
+    name: Annotated[str, typer.Option(help="stamped as `source` on the events the key appends")],
+    departments: Annotated[
+        str, typer.Option(help="comma-separated departments an integrator appends for")
+    ] = "",
+) -> None:
+    """Make a key; it is printed alone on the last line of stdout, and never again."""
+    if role not in ROLE_PERMISSIONS:
+        raise _fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise _fail("--name: 1-64 letters, digits, '.', '_' or '-'; starts with a letter or digit")
+    wanted = frozenset(d.strip() for d in departments.split(",") if d.strip())
+    for department in sorted(wanted):
+        if not re.fullmatch(DEPARTMENT_PATTERN, department):
+            raise _fail(f"--departments: {department!r} is not a department slug like production")
+    if role in DEPARTMENT_BOUND_ROLES and not wanted:
+        raise _fail(f"an {role} key needs --departments: the departments it appends for")
+    with _key_store(Settings()) as keys:
+        try:
+            key, made = keys.create(name, role, wanted, _now())
+        except KeyNameTakenError:
+            raise _fail(
+                f"a key named {name!r} exists; names are never reused, even after revocation, "
+                "because they stay the source of the events appended with them"
+            ) from None
+    scope = f"; departments: {', '.join(sorted(made.departments))}" if made.departments else ""
+    err.print(f"made the {role} key {name!r}{scope}. Keep it now: it is not shown again.")
+    typer.echo(key)
+
+
+@app.command("list")
+def list_() -> None:
+    """Every key's name, role, departments, public id and state; never a key or its hash."""
+    with _key_store(Settings()) as keys:
+        rows = keys.list()
+    typer.echo(f"{'NAME':<24} {'ROLE':<11} {'DEPARTMENTS':<24} {'KEY ID':<13} STATE")
+    for k in rows:
+        state = (
+            f"revoked {format_time(k.revoked_at)}"
+            if k.revoked_at
+            else f"active since {format_time(k.created_at)}"
+        )
+        departments = ",".join(sorted(k.departments)) or "-"
+        typer.echo(f"{k.name:<24} {k.role:<11} {departments:<24} {k.key_id:<13} {state}")
+
+
+@app.command()
+def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
+    """Revoke a key at once; its name stays taken."""
+    with _key_store(Settings()) as keys:
+        if not keys.revoke(name, _now()):
+            raise _fail(f"no active key is named {name!r}", code=1)
+    typer.echo(f"revoked the key {name!r}")
+
+
+def announce_first_key(settings: Settings) -> None:
+    """On an empty key table, make an `admin` key named `admin` and print it, once."""
+    with _key_store(settings) as keys:
+        if not keys.is_empty():
+            return
+        try:
+            key, _ = keys.create("admin", "admin", frozenset(), _now())
+        except KeyNameTakenError:
+            return  # another `ledger serve` made it a moment ago and printed it
+    typer.echo(
+        "No API key existed, so an admin key named 'admin' was made. It is shown only this once;\n"
+        "make other keys with `ledger keys create`. The admin key:"
+    )
+    typer.echo(key)
