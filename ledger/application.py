@@ -30,7 +30,7 @@ from ledger.domain.events import EnvelopeBase
 from ledger.domain.stream import check_envelope, stream_uuid
 from ledger.storage.database import Database
 from ledger.storage.mapper import RecordMapper
-from ledger.storage.rows import IndexInsert, IndexRow, LedgerRecorder, StoredRow
+from ledger.storage.rows import IndexInsert, IndexRow, LedgerRecorder, StoredRow, format_time
 
 Clock = Callable[[], datetime]
 MAX_BATCH = 1000
@@ -49,6 +49,17 @@ class AppendResult:
     receipts: list[dict[str, Any]]
     created: bool  # False when every event was already stored: an exact retry
     appended: int  # how many events this call stored
+
+
+def _receipt(record: dict[str, Any], position: int, recorded_at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": record["event_id"],
+        "stream": record["stream"],
+        "version": record["version"],
+        "position": position,
+        "recorded_at": format_time(recorded_at),
+        "hash": record["hash"],
+    }
 
 
 class Ledger(Application[UUID]):
@@ -124,8 +135,9 @@ class Ledger(Application[UUID]):
             todo = [(r, v) for r, v in items if r["event_id"] not in stored]
             for _ in range(RACE_ATTEMPTS):
                 events, index_rows = self._decide(todo, system=system)
+                stamps: list[datetime] = []
                 try:
-                    self.save(*events, index_rows=index_rows)
+                    recordings = self.save(*events, index_rows=index_rows, stamps=stamps)
                 except IntegrityError:
                     # Either the reply to our COMMIT was lost and the library's retry hit our
                     # own rows, or a concurrent writer took an event_id or a version first.
@@ -140,9 +152,13 @@ class Ledger(Application[UUID]):
                             "expected_version no longer matches"
                         ) from None
                     continue
-                stored = self._stored(event_ids, digests)
+                receipts = {k: r.receipt() for k, r in stored.items()}
+                for event, recording, stamp in zip(events, recordings, stamps, strict=True):
+                    receipts[event.record["event_id"]] = _receipt(
+                        event.record, recording.notification.id, stamp
+                    )
                 return AppendResult(
-                    self._receipts(event_ids, stored), created=True, appended=len(todo)
+                    [receipts[i] for i in event_ids], created=True, appended=len(todo)
                 )
         raise VersionConflictError("the streams kept changing under concurrent writers; retry")
 
@@ -226,6 +242,11 @@ class Ledger(Application[UUID]):
         """One stream's events in version order; empty for a stream never written."""
         with _unavailable_on_outage():
             return self.store.select_stream_rows(stream_uuid(stream_type, stream_id))
+
+    def streams_with(self, *types: str) -> list[tuple[str, str]]:
+        """The (stream type, stream id) of every stream holding an event of these types."""
+        with _unavailable_on_outage():
+            return self.store.streams_with(list(types))
 
     def position_at(self, until: datetime | None) -> int:
         """The last position recorded at or before `until` (now, if None): an as-of cut."""

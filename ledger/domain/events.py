@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -69,6 +70,12 @@ def _safe_int(value: int) -> int:
     return value
 
 
+def _no_unsafe_int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        _safe_int(value)
+    return value
+
+
 def _json_value(value: Any, depth: int = 1) -> Any:
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"JSON is nested deeper than {MAX_JSON_DEPTH} levels")
@@ -98,7 +105,11 @@ Timestamp = Annotated[
     Field(json_schema_extra={"format": "date-time"}, max_length=40),
 ]
 Int = Annotated[StrictInt, AfterValidator(_safe_int)]
-Number = Annotated[StrictInt | Annotated[StrictFloat, AfterValidator(_finite)], Field()]
+# The bound is checked before the union: a float member would silently take a too large int.
+Number = Annotated[
+    StrictInt | Annotated[StrictFloat, AfterValidator(_finite)],
+    BeforeValidator(_no_unsafe_int),
+]
 Text = Annotated[StrictStr, Field(max_length=4000)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Department = Annotated[StrictStr, Field(pattern=DEPARTMENT_PATTERN)]

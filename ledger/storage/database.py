@@ -71,7 +71,10 @@ class Database:
             "POSTGRES_SCHEMA": self.schema,
             "POSTGRES_POOL_SIZE": str(pool_size),
             "POSTGRES_MAX_OVERFLOW": str(pool_size),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # How long a request waits for a pooled connection: during an outage, how soon it
+            # gets its 503 (the recorder does not retry a pool timeout, see postgres.py), and
+            # short enough for a load balancer's health check, often 5 s, to see that 503.
+            "POSTGRES_CONNECT_TIMEOUT": "3",
             "POSTGRES_MAX_WAITING": "200",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",

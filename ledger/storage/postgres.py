@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
@@ -16,10 +18,38 @@ from eventsourcing.postgres import (
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+from psycopg_pool import PoolTimeout
 
 from ledger.storage.rows import IndexInsert, IndexRow, StoredRow
 
 EVENTS_TABLE = "ledger_events"
+
+# The library retries its recorder calls 10 times, 0.2 s apart, on any connection error. Right
+# for a connection that broke mid-call: the retry runs on a fresh one (and if the broken call had
+# committed, `Ledger.append` turns the retry's IntegrityError into the original receipts). Wrong
+# when the pool found no database within its timeout: ten more timeouts would hold the request
+# for a minute before its 503. So the calls below retry like the library, but not a pool timeout.
+RETRY_ATTEMPTS = 10
+RETRY_WAIT = 0.2
+# psycopg_pool replaces a lost connection in the background, retrying for 5 minutes with waits of
+# 1, 2, 4 … s: after an outage, requests would time out for that long although the database is
+# back. With 0, a failed reconnect frees its slot and the next request opens a fresh connection.
+RECONNECT_TIMEOUT = 0.0
+
+T = TypeVar("T")
+
+
+def _retried(call: Callable[[], T]) -> T:
+    """`call()`, retried like the library does, except when the database is unreachable."""
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except (InterfaceError, OperationalError) as e:
+            if attempt >= RETRY_ATTEMPTS or isinstance(e.__cause__, PoolTimeout):
+                raise
+        attempt += 1
+        time.sleep(RETRY_WAIT)
 
 
 class DurabilityError(RuntimeError):
@@ -34,12 +64,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = EVENTS_TABLE
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self.datastore.pool.reconnect_timeout = RECONNECT_TIMEOUT
         schema = Identifier(self.datastore.schema)
         events = Identifier(events_table_name)
+        # The receipt's recorded_at comes back with the position: no second query.
+        self.insert_events_statement += SQL(", recorded_at")
         self._insert_index = SQL(
             "INSERT INTO {s}.event_index (event_id, originator_id, originator_version, "
             "stream_type, stream_id, type, digest, hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[])"
         ).format(s=schema)
         self._lookup = SQL(
             "SELECT i.event_id::text, i.digest, i.stream_type, i.stream_id, "
@@ -62,12 +96,36 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "WHERE originator_id = %s ORDER BY originator_version"
         ).format(s=schema, e=events)
 
-    def _insert_events(
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        insert = inspect.unwrap(PostgresApplicationRecorder.insert_events)  # without its retry
+        result: Sequence[int] | None = _retried(lambda: insert(self, stored_events, **kwargs))
+        return result
+
+    def max_notification_id(self) -> int | None:
+        select = inspect.unwrap(PostgresApplicationRecorder.max_notification_id)
+        result: int | None = _retried(lambda: select(self))
+        return result
+
+    def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        rows: list[IndexInsert] = kwargs.get("index_rows") or []
-        if rows:
-            curs.executemany(self._insert_index, rows)
+    ) -> Sequence[int] | None:
+        rows = curs.fetchall()
+        stamps: list[datetime] | None = kwargs.get("stamps")
+        if stamps is not None:
+            stamps.extend(r["recorded_at"] for r in rows)
+        index_rows: list[IndexInsert] = kwargs.get("index_rows") or []
+        if index_rows:
+            # Here, after the events are in (under the table lock), not in the library's
+            # `_insert_events` hook that runs first: there a duplicate event_id would abort the
+            # pipeline and surface as a retried OperationalError. The nested pipeline syncs at
+            # once, so a duplicate is an IntegrityError now, which `Ledger.append` answers with
+            # the stored receipts.
+            columns = [list(c) for c in zip(*index_rows, strict=True)]
+            with curs.connection.pipeline(), curs.connection.cursor() as index_cursor:
+                index_cursor.execute(self._insert_index, columns)
+        return [r["notification_id"] for r in rows]
 
     def _rows(self, query: Any, params: Sequence[Any]) -> list[dict[str, Any]]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -98,6 +156,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             StoredRow(r["notification_id"], r["recorded_at"], bytes(r["state"]))
             for r in self._rows(self._select_stream_rows, [originator_id])
         ]
+
+    def streams_with(self, types: list[str]) -> list[tuple[str, str]]:
+        rows = self._rows(
+            SQL(
+                "SELECT DISTINCT stream_type, stream_id FROM {s}.event_index "
+                "WHERE type = ANY(%s) ORDER BY stream_type, stream_id"
+            ).format(s=Identifier(self.datastore.schema)),
+            [types],
+        )
+        return [(r["stream_type"], r["stream_id"]) for r in rows]
 
     def position_at(self, until: datetime) -> int:
         rows = self._rows(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,9 +26,6 @@ from eventsourcing.utils import Environment, EnvType
 from ledger.storage.rows import IndexInsert, IndexRow, StoredRow, format_time
 
 EVENTS_TABLE = "ledger_events"
-# ISO text in UTC; max() against the previous row keeps recorded_at non-decreasing along
-# notification_id even if the wall clock steps back; BEGIN IMMEDIATE makes this the only writer.
-STAMP = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 
 class _ImmediateTransaction(SQLiteTransaction):
@@ -92,14 +89,30 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         )
         self.insert_events_statement = (
             f"INSERT INTO {t} (originator_id, originator_version, topic, state, recorded_at) "
-            f"VALUES (?, ?, ?, ?, max({STAMP}, coalesce("
-            f"(SELECT recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1), '')))"
+            "VALUES (?, ?, ?, ?, ?)"
         )
+        self._last_stamp = f"SELECT recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1"
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = super()._insert_events(c, stored_events, **kwargs)
+        # recorded_at is stamped here, inside the BEGIN IMMEDIATE transaction that makes this
+        # the only writer, as UTC text with microseconds; max() with the previous row keeps it
+        # non-decreasing along notification_id even if the wall clock steps back.
+        c.execute(self._last_stamp)
+        row = c.fetchone()
+        last = row[0] if row else ""
+        positions: list[int] = []
+        stamps: list[datetime] = kwargs.get("stamps", [])
+        for s in stored_events:
+            last = max(format_time(datetime.now(UTC)), last)
+            c.execute(
+                self.insert_events_statement,
+                (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                 s.originator_version, s.topic, s.state, last),
+            )  # fmt: skip
+            positions.append(c.lastrowid)
+            stamps.append(datetime.fromisoformat(last))
         rows: list[IndexInsert] = kwargs.get("index_rows") or []
         if rows:
             c.executemany(
@@ -185,7 +198,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         params: list[Any] = [after]
         if until is not None:
             sql += " AND recorded_at <= ?"
-            params.append(format_time(until)[:23] + "Z")
+            params.append(format_time(until))
         sql += " ORDER BY notification_id LIMIT ?"
         params.append(limit)
         with self.datastore.transaction(commit=False) as c:
@@ -201,12 +214,22 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             )
             return [StoredRow(r[0], _parse_stamp(r[1]), r[2]) for r in c.fetchall()]
 
+    def streams_with(self, types: list[str]) -> list[tuple[str, str]]:
+        marks = ",".join("?" * len(types))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT DISTINCT stream_type, stream_id FROM event_index "
+                f"WHERE type IN ({marks}) ORDER BY stream_type, stream_id",
+                types,
+            )
+            return [(r[0], r[1]) for r in c.fetchall()]
+
     def position_at(self, until: datetime) -> int:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 f"SELECT notification_id FROM {self.events_table_name} WHERE recorded_at <= ? "
                 "ORDER BY recorded_at DESC, notification_id DESC LIMIT 1",
-                [format_time(until)[:23] + "Z"],
+                [format_time(until)],
             )
             row = c.fetchone()
             return int(row[0]) if row else 0

@@ -1,0 +1,1 @@
+"""Helpers for tests that need more than fixtures: a faulty network between app and database."""
