@@ -74,3 +74,60 @@ class Timeline(BaseModel):
     events: list[TimelineEvent]
     position: int
     fingerprint: str
+
+
+class SlaItem(BaseModel):
+    stream: Stream
+    notification_event_id: UUID
+    department: str
+    action: str
+    opened_at: str
+    due_at: str
+    fulfilled_at: str | None
+    fulfilled_by: UUID | None
+    state: str
+    escalated: bool
+    backdated: bool
+    penalty_points: float
+    escalate_to: str
+
+
+class SlaBoard(BaseModel):
+    items: list[SlaItem]
+    position: int
+    fingerprint: str
+
+
+class Custody(BaseModel):
+    department: str
+    action: str
+    from_: str = Field(alias="from")
+    until: str
+    seconds: int
+    state: str
+
+
+class Cause(BaseModel):
+    category: str
+    responsible_department: str
+    controllable: bool
+    evidence_event_ids: list[UUID]
+
+
+class SuggestedCause(Cause):
+    rule: str
+
+
+class Attribution(Cause):
+    event_id: UUID
+
+
+class Responsibility(BaseModel):
+    complaint_id: str
+    attributions: list[Attribution]
+    suggested_causes: list[SuggestedCause]
+    custody: list[Custody]
+    holding_seconds: dict[str, int]
+    breaches: dict[str, int]
+    position: int
+    fingerprint: str

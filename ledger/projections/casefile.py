@@ -7,8 +7,13 @@ from typing import Any
 
 from ledger.application import Ledger
 from ledger.domain.errors import StreamNotFoundError
-from ledger.projections.facts import Fact
+from ledger.projections.board import SlaBoard, board_items
+from ledger.projections.facts import Fact, sealed
+from ledger.projections.responsibility import responsibility
+from ledger.projections.runner import ProjectionRunner, views_of
+from ledger.projections.sla import PolicyHistory, settle, sla_items
 from ledger.projections.timeline import linked_batches, material_lots, timeline
+from ledger.storage.keys import KeyStore
 
 
 class CaseFiles:
@@ -55,3 +60,77 @@ def _unique(facts: list[Fact]) -> list[Fact]:
     """Each event once, even when two named batches share a material lot."""
     by_id = {f.event_id: f for f in facts}
     return list(by_id.values())
+
+
+# Sources whose events count at their occurred_at for SLAs besides admin keys: the ledger itself
+# and the administrative command-line paths (the demo, bulk imports of old records). Key names
+# are never reused, so a source keeps its role for the life of the ledger: replays agree.
+TRUSTED_SOURCES = frozenset({"ledger", "demo", "import"})
+
+
+def trusted_sources(ledger: Ledger) -> frozenset[str]:
+    """Sources whose events count at their occurred_at: admin keys and the ledger's own paths."""
+    keys = KeyStore.of(ledger.store, ledger.database.kind)
+    return TRUSTED_SOURCES | frozenset(k.name for k in keys.list() if k.role == "admin")
+
+
+class Projections:
+    """The stored read models of one ledger and the runners that keep them caught up."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.views = views_of(ledger)
+        self.board = ProjectionRunner(
+            ledger, SlaBoard(ledger, lambda: trusted_sources(ledger)), self.views
+        )
+
+    @property
+    def runners(self) -> dict[str, ProjectionRunner]:
+        return {self.board.projector.name: self.board}
+
+    def catch_up(self) -> int:
+        return sum(r.catch_up() for r in self.runners.values())
+
+
+class Disputes(CaseFiles):
+    """SLA items and responsibility chains, computed from the counted events."""
+
+    def __init__(self, projections: Projections, now: datetime) -> None:
+        super().__init__(projections.ledger)
+        self.projections = projections
+        self.now = now
+
+    def items(
+        self, streams: list[tuple[str, str]], cut: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Items of a few streams, computed from their events (the same pure function)."""
+        policies = PolicyHistory(
+            [f for key in self.ledger.streams_with("policy.set") for f in self.facts(*key, cut)]
+        )
+        trusted = trusted_sources(self.ledger)
+        return [
+            settle(item, now)
+            for key in streams
+            for item in sla_items(self.facts(*key, cut), policies, trusted)
+        ]
+
+    def sla_board(
+        self, state: str | None, department: str | None, as_of: datetime | None
+    ) -> dict[str, Any]:
+        cut = self.ledger.position_at(as_of)
+        self.projections.board.catch_up()  # read-your-writes
+        now = as_of or self.now
+        items = [
+            i
+            for i in board_items(self.projections.views, cut, now, department)
+            if state is None or i["state"] == state
+        ]
+        return sealed({"items": items, "position": cut})
+
+    def complaint_responsibility(self, complaint_id: str, as_of: datetime | None) -> dict[str, Any]:
+        cut = self.ledger.position_at(as_of)
+        now = as_of or self.now
+        facts = self.complaint_facts(complaint_id, cut)
+        streams = sorted({f.stream for f in facts if f.type == "notification.sent"})
+        items = self.items(streams, cut, now)
+        return responsibility(complaint_id, facts, items, now, cut)

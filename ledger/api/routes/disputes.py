@@ -1,0 +1,51 @@
+"""Responsibility chains and the SLA board, live or as of a recorded time."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from ledger.api.auth import ProjectionReader, SlaReader
+from ledger.api.deps import ProjectionsDep
+from ledger.api.problems import documented
+from ledger.api.responses import ORJSON
+from ledger.api.routes.timelines import AsOf, StreamIdPath, cut_of
+from ledger.api.routing import LedgerRoute
+from ledger.api.schemas import Responsibility, SlaBoard
+from ledger.domain.events import DEPARTMENT_PATTERN
+from ledger.projections.casefile import Disputes
+
+router = APIRouter(prefix="/v1", tags=["disputes"], route_class=LedgerRoute)
+
+SlaState = Literal["open", "breached", "met", "met_late"]
+
+
+@router.get(
+    "/complaints/{complaint_id}/responsibility",
+    response_model=Responsibility,
+    responses=documented(400, 401, 403, 404, 422, 429, 503),
+)
+def complaint_responsibility(
+    complaint_id: StreamIdPath,
+    projections: ProjectionsDep,
+    principal: ProjectionReader,
+    as_of: AsOf = None,
+) -> Response:
+    """Attributions, suggested causes, custody per department, holding time and breaches."""
+    disputes = Disputes(projections, projections.ledger.clock())
+    return ORJSON(disputes.complaint_responsibility(complaint_id, cut_of(as_of)))
+
+
+@router.get("/sla", response_model=SlaBoard, responses=documented(400, 401, 403, 422, 429, 503))
+def sla_board(
+    projections: ProjectionsDep,
+    principal: SlaReader,
+    state: SlaState | None = None,
+    department: Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN)] = None,
+    as_of: AsOf = None,
+) -> Response:
+    """Every notification's deadline and its state: open, breached, met or met_late."""
+    disputes = Disputes(projections, projections.ledger.clock())
+    return ORJSON(disputes.sla_board(state, department, cut_of(as_of)))

@@ -1,0 +1,127 @@
+"""The SLA board's read model: every item of SPEC §7.3, versioned by position for as-of reads.
+
+The rows are what `sla_items` (the pure function) gives for a stream's events up to each
+position; the board's state at a time is added on read by `settle`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ledger.application import Ledger
+from ledger.projections.facts import Fact
+from ledger.projections.sla import FULFILLED_BY, PolicyHistory, settle, sla_items
+from ledger.storage.views import Views
+
+SLA_TYPES = frozenset(
+    {"notification.sent", "escalation.raised", "event.corrected", *FULFILLED_BY.values()}
+)
+
+
+class SlaBoard:
+    """Projector of `rm_sla_items`."""
+
+    name = "sla_board"
+
+    def __init__(self, ledger: Ledger, trusted: Callable[[], frozenset[str]]) -> None:
+        self.ledger = ledger
+        self.trusted = trusted
+        self._policies: list[Fact] | None = None
+
+    def forget(self) -> None:
+        self._policies = None
+
+    def reset(self, views: Views, cursor: Any) -> None:
+        cursor.execute(views.sql("DELETE FROM {rm_sla_items}"))
+
+    def _policy_facts(self, upto: int) -> list[Fact]:
+        if self._policies is None:
+            self._policies = [
+                Fact.from_row(r)
+                for key in self.ledger.streams_with("policy.set")
+                for r in self.ledger.stream_rows(*key)
+                if r.position <= upto
+            ]
+        return self._policies
+
+    def apply(self, views: Views, cursor: Any, facts: list[Fact]) -> None:
+        policies = self._policy_facts(facts[0].position - 1)
+        touched: dict[tuple[str, str], list[int]] = {}
+        for f in facts:
+            if f.type == "policy.set" or (f.type == "event.corrected" and f.stream[0] == "plan"):
+                policies.append(f)
+            elif f.type in SLA_TYPES:
+                touched.setdefault(f.stream, []).append(f.position)
+        if not touched:
+            return
+        history = PolicyHistory(policies)
+        trusted = self.trusted()
+        last = facts[-1].position
+        for (stream_type, stream_id), positions in touched.items():
+            stream = [
+                Fact.from_row(r)
+                for r in self.ledger.stream_rows(stream_type, stream_id)
+                if r.position <= last
+            ]
+            current = self._current(views, cursor, stream_type, stream_id)
+            for position in positions:
+                upto = [f for f in stream if f.position <= position]
+                for item in sla_items(upto, history, trusted):
+                    key = item["notification_event_id"]
+                    if current.get(key) == item:
+                        continue
+                    if key in current:
+                        cursor.execute(
+                            views.sql(
+                                "UPDATE {rm_sla_items} SET valid_to = ? "
+                                "WHERE notification_event_id = ? AND valid_to IS NULL"
+                            ),
+                            [position, key],
+                        )
+                    cursor.execute(
+                        views.sql(
+                            "INSERT INTO {rm_sla_items} (notification_event_id, valid_from, "
+                            "valid_to, stream_type, stream_id, department, due_at, item) "
+                            "VALUES (?, ?, NULL, ?, ?, ?, ?, ?)"
+                        ),
+                        [key, position, stream_type, stream_id, item["department"],
+                         item["due_at"], orjson.dumps(item).decode()],
+                    )  # fmt: skip
+                    current[key] = item
+
+    @staticmethod
+    def _current(
+        views: Views, cursor: Any, stream_type: str, stream_id: str
+    ) -> dict[str, dict[str, Any]]:
+        cursor.execute(
+            views.sql(
+                "SELECT item FROM {rm_sla_items} WHERE stream_type = ? AND stream_id = ? "
+                "AND valid_to IS NULL"
+            ),
+            [stream_type, stream_id],
+        )
+        items = [orjson.loads(r["item"]) for r in cursor.fetchall()]
+        return {i["notification_event_id"]: i for i in items}
+
+
+def board_items(
+    views: Views, cut: int, now: datetime, department: str | None = None
+) -> list[dict[str, Any]]:
+    """The items counted at position `cut`, settled at `now`, by due time."""
+    sql = (
+        "SELECT item FROM {rm_sla_items} WHERE valid_from <= ? "
+        "AND (valid_to IS NULL OR valid_to > ?)"
+    )
+    params: list[Any] = [cut, cut]
+    if department is not None:
+        sql += " AND department = ?"
+        params.append(department)
+    sql += " ORDER BY due_at, notification_event_id"
+    with views.transaction(commit=False) as cursor:
+        cursor.execute(views.sql(sql), params)
+        rows = cursor.fetchall()
+    return [settle(orjson.loads(r["item"]), now) for r in rows]
