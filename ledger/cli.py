@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from ledger import cli_keys
 from ledger.api.problems import field_of
@@ -237,6 +244,40 @@ def replay_complaint(
     finally:
         ledger.close()
     typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+
+
+projections_app = typer.Typer(help="Read models built from the events.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="one read model; all when omitted")] = None,
+) -> None:
+    """Rebuild read models from the first event, with a progress bar."""
+    from ledger.projections.casefile import Projections
+
+    ledger = _open_ledger()
+    try:
+        runners = Projections(ledger).runners
+        if name is not None and name not in runners:
+            err.print(f"[red]no read model {name!r}; there are: {', '.join(runners)}[/red]")
+            raise typer.Exit(2)
+        chosen = {name: runners[name]} if name else runners
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn())  # fmt: skip
+        with Progress(*columns, console=err) as progress:
+            for each, runner in chosen.items():
+                task = progress.add_task(each, total=ledger.last_position())
+
+                def show(done: int, total: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                count = runner.rebuild(progress=show)
+                progress.update(task, completed=count, total=count)
+        typer.echo(f"rebuilt {', '.join(chosen)} from {ledger.last_position()} event(s)")
+    finally:
+        ledger.close()
 
 
 def main() -> None:

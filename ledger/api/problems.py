@@ -108,7 +108,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LedgerError)
     async def ledger_error(_: Request, exc: LedgerError) -> Response:
-        status, slug, title = PROBLEMS.get(type(exc), (409, "conflict", "Conflict"))
+        status, slug, title = next(
+            (PROBLEMS[c] for c in type(exc).__mro__ if c in PROBLEMS),
+            (409, "conflict", "Conflict"),
+        )
         headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
         if isinstance(exc, InvalidEventError):
             errors = [{"field": exc.field, "message": exc.message}]

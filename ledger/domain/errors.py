@@ -38,3 +38,7 @@ class StreamNotFoundError(LedgerError):
 
 class UnavailableError(LedgerError):
     """The database cannot be reached right now (503)."""
+
+
+class ReadModelBehindError(UnavailableError):
+    """A read model could not catch up with the appends before the read's deadline (503)."""

@@ -66,6 +66,9 @@ def _unique(facts: list[Fact]) -> list[Fact]:
 # and the administrative command-line paths (the demo, bulk imports of old records). Key names
 # are never reused, so a source keeps its role for the life of the ledger: replays agree.
 TRUSTED_SOURCES = frozenset({"ledger", "demo", "import"})
+# A projection read counts every append acknowledged before it began, waiting this long at most
+# for its read model to catch up (then 503 with Retry-After).
+READ_YOUR_WRITES_SECONDS = 5.0
 
 
 def trusted_sources(ledger: Ledger) -> frozenset[str]:
@@ -118,7 +121,7 @@ class Disputes(CaseFiles):
         self, state: str | None, department: str | None, as_of: datetime | None
     ) -> dict[str, Any]:
         cut = self.ledger.position_at(as_of)
-        self.projections.board.catch_up()  # read-your-writes
+        self.projections.board.catch_up(timeout=READ_YOUR_WRITES_SECONDS)
         now = as_of or self.now
         items = [
             i

@@ -4,12 +4,14 @@ in one transaction, so a read model counts every committed event exactly once.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from eventsourcing.persistence import IntegrityError
 
 from ledger.application import Ledger
+from ledger.domain.errors import ReadModelBehindError
 from ledger.projections.facts import Fact
 from ledger.storage.views import Views
 
@@ -48,30 +50,46 @@ class ProjectionRunner:
     def position(self) -> int:
         return self.views.tracked(self.projector.name)
 
-    def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply every event after the tracked position; return how many this call applied."""
-        with self._lock:
-            target = self.ledger.last_position()
-            total = max(0, target - self.position)
-            done = 0
-            while True:
-                start = self.position
-                if start >= target:
-                    return done
-                rows = self.ledger.feed(start, PAGE)
-                if not rows:
-                    return done
-                facts = [Fact.from_row(r) for r in rows]
-                try:
-                    with self.views.transaction(commit=True) as cursor:
-                        self.projector.apply(self.views, cursor, facts)
-                        self.views.track(cursor, self.projector.name, facts[-1].position)
-                except IntegrityError:
-                    self.projector.forget()  # another process applied this page first
-                    continue
-                done += len(facts)
-                if progress:
-                    progress(done, total)
+    def catch_up(self, progress: Progress | None = None, timeout: float | None = None) -> int:
+        """Apply every event appended before this call; return how many this call applied.
+
+        With `timeout`, give up after that many seconds with ReadModelBehindError (503): a read
+        waits a few seconds at most for its read model to count the appends before it.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise ReadModelBehindError(f"{self.projector.name} is busy catching up")
+        try:
+            return self._catch_up(progress, deadline)
+        finally:
+            self._lock.release()
+
+    def _catch_up(self, progress: Progress | None, deadline: float | None) -> int:
+        target = self.ledger.last_position()
+        total = max(0, target - self.position)
+        done = 0
+        while True:
+            start = self.position
+            if start >= target:
+                return done
+            rows = self.ledger.feed(start, PAGE)
+            if not rows:
+                return done
+            facts = [Fact.from_row(r) for r in rows]
+            try:
+                with self.views.transaction(commit=True) as cursor:
+                    self.projector.apply(self.views, cursor, facts)
+                    self.views.track(cursor, self.projector.name, facts[-1].position)
+            except IntegrityError:
+                self.projector.forget()  # another process applied this page first
+                continue
+            done += len(facts)
+            if progress:
+                progress(done, total)
+            if deadline is not None and time.monotonic() > deadline and self.position < target:
+                raise ReadModelBehindError(
+                    f"{self.projector.name} is {target - self.position} events behind"
+                )
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Empty the read model and apply the whole feed again."""
