@@ -155,7 +155,9 @@ def import_(
     finally:
         ledger.close()
     kept = seen - appended if failed is None else None
-    if appended == 0 and failed is None:
+    if seen == 0 and failed is None:
+        typer.echo(f"nothing to append: {file} holds no events")
+    elif appended == 0 and failed is None:
         typer.echo(f"nothing to append: all {seen} events were already stored")
     else:
         typer.echo(
@@ -185,6 +187,13 @@ def demo() -> None:
     ledger = _open_ledger()
     try:
         run(Projections(ledger), utc_now(), say=typer.echo)
+    except LedgerError as e:
+        err.print(
+            f"[red]the demo cannot be told in this ledger: {e}[/red]\n"
+            "Its streams (B-2026-0142, C-2026-0031, M-2026-0107, …) already hold other events: "
+            "run it on a database of its own, e.g. LEDGER_DATABASE_URL=sqlite:///./var/demo.sqlite"
+        )
+        raise typer.Exit(1) from None
     finally:
         ledger.close()
 
