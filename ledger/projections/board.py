@@ -48,7 +48,8 @@ class SlaBoard:
             ]
         return self._policies
 
-    def apply(self, views: Views, cursor: Any, facts: list[Fact]) -> None:
+    def gather(self, facts: list[Fact]) -> Any:
+        """The policies in force, the trusted sources and the touched streams' events."""
         policies = self._policy_facts(facts[0].position - 1)
         touched: dict[tuple[str, str], list[int]] = {}
         for f in facts:
@@ -57,16 +58,20 @@ class SlaBoard:
             elif f.type in SLA_TYPES:
                 touched.setdefault(f.stream, []).append(f.position)
         if not touched:
-            return
-        history = PolicyHistory(policies)
-        trusted = self.trusted()
+            return None
         last = facts[-1].position
+        streams = {
+            key: [Fact.from_row(r) for r in self.ledger.stream_rows(*key) if r.position <= last]
+            for key in touched
+        }
+        return touched, streams, PolicyHistory(policies), self.trusted()
+
+    def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None:
+        if gathered is None:
+            return
+        touched, streams, history, trusted = gathered
         for (stream_type, stream_id), positions in touched.items():
-            stream = [
-                Fact.from_row(r)
-                for r in self.ledger.stream_rows(stream_type, stream_id)
-                if r.position <= last
-            ]
+            stream = streams[(stream_type, stream_id)]
             current = self._current(views, cursor, stream_type, stream_id)
             for position in positions:
                 upto = [f for f in stream if f.position <= position]

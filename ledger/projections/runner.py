@@ -20,13 +20,21 @@ Progress = Callable[[int, int], None]  # (events done, events to do)
 
 
 class Projector(Protocol):
-    """A read model: a name, how to empty it and how to apply a page of facts."""
+    """A read model: a name, how to empty it and how to apply a page of facts.
+
+    `gather` reads what a page needs (other streams, policies) before the write transaction
+    opens; `apply` then only writes, on the transaction's cursor. A read inside the write
+    transaction would take a second pooled connection while holding the writer, which deadlocks
+    the library's SQLite pool under concurrent writers.
+    """
 
     name: str
 
     def reset(self, views: Views, cursor: Any) -> None: ...
 
-    def apply(self, views: Views, cursor: Any, facts: list[Fact]) -> None: ...
+    def gather(self, facts: list[Fact]) -> Any: ...
+
+    def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None: ...
 
     def forget(self) -> None:
         """Drop in-memory state: another process wrote a page this one had read."""
@@ -76,9 +84,10 @@ class ProjectionRunner:
             if not rows:
                 return done
             facts = [Fact.from_row(r) for r in rows]
+            gathered = self.projector.gather(facts)
             try:
                 with self.views.transaction(commit=True) as cursor:
-                    self.projector.apply(self.views, cursor, facts)
+                    self.projector.apply(self.views, cursor, facts, gathered)
                     self.views.track(cursor, self.projector.name, facts[-1].position)
             except IntegrityError:
                 self.projector.forget()  # another process applied this page first

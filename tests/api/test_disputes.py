@@ -138,3 +138,24 @@ def test_escalations_are_raised_once_by_the_watcher(client: TestClient, clock: F
     assert escalation["data"]["escalated_to"] == "production_director"
     assert escalation["occurred_at"] == item["due_at"]
     assert escalation["source"] == "ledger"
+
+
+def test_several_watchers_at_once_raise_one_escalation(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    """Several server processes each run the watcher: the escalation's id and content depend
+    on the missed item alone, so the ledger stores it once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ledger.projections.casefile import Projections
+    from ledger.watcher import tick
+
+    complaint(client, clock, 100)
+    post(client, notify("investigate", "production", at(clock, 90)))
+    ledger = client.app.state.ledger  # type: ignore[attr-defined]
+    watchers = [Projections(ledger) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        raised = list(pool.map(lambda p: tick(p, clock.now), watchers))
+    assert sum(raised) == 1
+    feed = client.get("/v1/events").json()["events"]
+    assert [e["type"] for e in feed].count("escalation.raised") == 1
