@@ -15,6 +15,7 @@ import orjson
 from ledger.application import Ledger
 from ledger.projections.facts import Fact
 from ledger.projections.sla import FULFILLED_BY, PolicyHistory, settle, sla_items
+from ledger.storage.rows import format_time
 from ledger.storage.views import Views
 
 SLA_TYPES = frozenset(
@@ -90,11 +91,11 @@ class SlaBoard:
                     cursor.execute(
                         views.sql(
                             "INSERT INTO {rm_sla_items} (notification_event_id, valid_from, "
-                            "valid_to, stream_type, stream_id, department, due_at, item) "
-                            "VALUES (?, ?, NULL, ?, ?, ?, ?, ?)"
+                            "valid_to, stream_type, stream_id, department, due_at, fulfilled_at, "
+                            "item) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)"
                         ),
                         [key, position, stream_type, stream_id, item["department"],
-                         item["due_at"], orjson.dumps(item).decode()],
+                         item["due_at"], item["fulfilled_at"], orjson.dumps(item).decode()],
                     )  # fmt: skip
                     current[key] = item
 
@@ -113,8 +114,21 @@ class SlaBoard:
         return {i["notification_event_id"]: i for i in items}
 
 
+# The state of SPEC §7.3 as a condition on the stored columns (times are comparable UTC text).
+STATE_FILTERS = {
+    "open": "fulfilled_at IS NULL AND due_at > ?",
+    "breached": "fulfilled_at IS NULL AND due_at <= ?",
+    "met": "fulfilled_at <= due_at",
+    "met_late": "fulfilled_at > due_at",
+}
+
+
 def board_items(
-    views: Views, cut: int, now: datetime, department: str | None = None
+    views: Views,
+    cut: int,
+    now: datetime,
+    department: str | None = None,
+    state: str | None = None,
 ) -> list[dict[str, Any]]:
     """The items counted at position `cut`, settled at `now`, by due time."""
     sql = (
@@ -125,6 +139,9 @@ def board_items(
     if department is not None:
         sql += " AND department = ?"
         params.append(department)
+    if state is not None:
+        sql += " AND " + STATE_FILTERS[state]
+        params += [format_time(now)] * STATE_FILTERS[state].count("?")
     sql += " ORDER BY due_at, notification_event_id"
     with views.transaction(commit=False) as cursor:
         cursor.execute(views.sql(sql), params)

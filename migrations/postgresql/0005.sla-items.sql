@@ -9,6 +9,7 @@ CREATE TABLE rm_sla_items (
     stream_id text NOT NULL,
     department text NOT NULL,
     due_at text NOT NULL,
+    fulfilled_at text,
     item text NOT NULL,
     PRIMARY KEY (notification_event_id, valid_from)
 );

@@ -9,6 +9,7 @@ CREATE TABLE rm_sla_items (
     stream_id TEXT NOT NULL,
     department TEXT NOT NULL,
     due_at TEXT NOT NULL,
+    fulfilled_at TEXT,
     item TEXT NOT NULL,
     PRIMARY KEY (notification_event_id, valid_from)
 );
