@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from ledger.api import openapi, problems
 from ledger.api.limits import BodyLimit, RateLimit
-from ledger.api.routes import disputes, events, health, streams, timelines
+from ledger.api.routes import disputes, events, health, kpis, streams, timelines
 from ledger.api.routing import LedgerRoute
 from ledger.application import Ledger
 from ledger.projections.casefile import Projections
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     problems.install(app)
     openapi.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (events, streams, timelines, disputes, health):
+    for module in (events, streams, timelines, disputes, kpis, health):
         app.include_router(module.router)
     return app
 

@@ -9,6 +9,7 @@ from ledger.application import Ledger
 from ledger.domain.errors import StreamNotFoundError
 from ledger.projections.board import SlaBoard, board_items
 from ledger.projections.facts import Fact, sealed
+from ledger.projections.kpi_board import KpiBoard
 from ledger.projections.responsibility import responsibility
 from ledger.projections.runner import ProjectionRunner, views_of
 from ledger.projections.sla import PolicyHistory, settle, sla_items
@@ -86,10 +87,13 @@ class Projections:
         self.board = ProjectionRunner(
             ledger, SlaBoard(ledger, lambda: trusted_sources(ledger)), self.views
         )
+        self.kpis = ProjectionRunner(
+            ledger, KpiBoard(ledger, lambda: trusted_sources(ledger), self.views), self.views
+        )
 
     @property
     def runners(self) -> dict[str, ProjectionRunner]:
-        return {self.board.projector.name: self.board}
+        return {r.projector.name: r for r in (self.board, self.kpis)}
 
     def catch_up(self) -> int:
         return sum(r.catch_up() for r in self.runners.values())
@@ -123,11 +127,7 @@ class Disputes(CaseFiles):
         cut = self.ledger.position_at(as_of)
         self.projections.board.catch_up(timeout=READ_YOUR_WRITES_SECONDS)
         now = as_of or self.now
-        items = [
-            i
-            for i in board_items(self.projections.views, cut, now, department)
-            if state is None or i["state"] == state
-        ]
+        items = board_items(self.projections.views, cut, now, department, state)
         return sealed({"items": items, "position": cut})
 
     def complaint_responsibility(self, complaint_id: str, as_of: datetime | None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class Views:
     def sql(self, statement: str) -> str:
         """`?` placeholders as the driver wants them, `{t:name}` as qualified table names."""
         text = statement.replace("?", "%s") if self.kind == "postgresql" else statement
-        for name in ("rm_sla_items",):
+        for name in ("rm_sla_items", "rm_kpi_rows", "rm_kpi_links"):
             text = text.replace("{" + name + "}", self.table(name))
         return text
 

@@ -1,0 +1,106 @@
+"""Reads of the KPI read model: `GET /v1/kpis…`, live or as of a recorded time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ledger.projections.casefile import READ_YOUR_WRITES_SECONDS, Projections
+from ledger.projections.facts import Fact
+from ledger.projections.kpi_board import stored_loader
+from ledger.projections.kpis import (
+    ENTERPRISE_KPIS,
+    ENTERPRISE_NAME,
+    Period,
+    Report,
+    department_body,
+    person_body,
+)
+
+PLAN_TYPES = ("target.set", "policy.set", "revenue.recorded")
+
+
+class KpiReads:
+    """KPIs of a period from the stored rows; every read is cut at `as_of` (recorded time)."""
+
+    def __init__(self, projections: Projections, tz: ZoneInfo, now: datetime) -> None:
+        self.projections = projections
+        self.ledger = projections.ledger
+        self.tz = tz
+        self.now = now
+
+    def _report(self, as_of: datetime | None, person: str | None) -> tuple[Report, int]:
+        cut = self.ledger.position_at(as_of)
+        self.projections.kpis.catch_up(timeout=READ_YOUR_WRITES_SECONDS)  # read-your-writes
+        plans = [
+            Fact.from_row(r)
+            for key in self.ledger.streams_with(*PLAN_TYPES)
+            for r in self.ledger.stream_rows(*key)
+            if r.position <= cut
+        ]
+        load = stored_loader(self.projections.views, cut, self.tz, person)
+        return Report(load, plans, as_of or self.now, person=person), cut
+
+    def departments(
+        self, period: str, department: str | None, as_of: datetime | None
+    ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+        """The body of `GET /v1/kpis` (before sealing) and the incentive rules it applied."""
+        report, cut = self._report(as_of, None)
+        body = department_body(report, Period.parse(period), department, cut)
+        return body, report.plans.policy.incentives
+
+    def person(
+        self, person_id: str, period: str, as_of: datetime | None
+    ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+        report, cut = self._report(as_of, person_id)
+        return person_body(report, Period.parse(period), cut), report.plans.policy.incentives
+
+    def explain(
+        self,
+        kpi: str,
+        period: str,
+        department: str | None,
+        person_id: str | None,
+        as_of: datetime | None,
+    ) -> dict[str, Any]:
+        """One KPI, its contributions per entity and every event they rest on."""
+        report, cut = self._report(as_of, person_id)
+        span = Period.parse(period)
+        if person_id is not None:
+            blocks = report.personal(span)
+        else:
+            shown = report.departments(span, department)
+            blocks = dict(shown["departments"])
+            if department is None or department == ENTERPRISE_NAME:
+                blocks = {ENTERPRISE_NAME: shown["enterprise"]} | blocks
+        figures = {d: b["kpis"][kpi] for d, b in blocks.items() if kpi in b["kpis"]}
+        if kpi in ENTERPRISE_KPIS:
+            figures = {d: f for d, f in figures.items() if d == ENTERPRISE_NAME}
+        explained = report.explain(kpi, span, None if kpi in ENTERPRISE_KPIS else department)
+        ids = sorted(
+            {e for c in explained["contributions"] for k in ("numerator_events",
+             "denominator_events") for e in c[k]}
+        )  # fmt: skip
+        body: dict[str, Any] = {"period": str(span), "kpi": kpi, "department": department}
+        if person_id is not None:
+            body["person_id"] = person_id
+        return body | {
+            "kpis": figures,
+            "contributions": explained["contributions"],
+            "events": self._events(ids, cut),
+            "position": cut,
+        }
+
+    def _events(self, event_ids: list[str], cut: int) -> list[dict[str, Any]]:
+        streams = sorted(
+            {(r.stream_type, r.stream_id) for r in self.ledger.store.lookup(event_ids)}
+        )
+        wanted = set(event_ids)
+        facts = [
+            Fact.from_row(r)
+            for key in streams
+            for r in self.ledger.stream_rows(*key)
+            if r.position <= cut
+        ]
+        return [f.view() for f in sorted(facts, key=lambda f: f.position) if f.event_id in wanted]
