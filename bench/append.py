@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import importlib.util
 import os
 import platform
 import pstats
@@ -134,10 +135,24 @@ class Result:
     path: str  # "raw", "ledger" or "http"
     events: int
     seconds: float
+    cpu_seconds: float = 0.0  # CPU time of the process doing the work (the server, over HTTP)
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds per event: steadier than the rate on a shared machine."""
+        return 1e6 * self.cpu_seconds / self.events if self.events else 0.0
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by this process, or by `pid`."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -152,21 +167,24 @@ class Run:
         path: str,
         units: Sequence[Any],
         step: Callable[[Any], int],
+        pid: int | None = None,
     ) -> None:
-        """Call `step` for each unit (returns events done) until done or out of time."""
+        """Call `step` for each unit (returns events done) until done or out of time; `pid` is
+        the process whose CPU time is counted (None: this one)."""
         deadline = time.perf_counter() + self.args.max_seconds
         done = 0
+        cpu = process_cpu(pid)
         start = time.perf_counter()
         for unit in units:
             done += step(unit)
             if time.perf_counter() > deadline:
                 break
         seconds = time.perf_counter() - start
-        result = Result(backend, mode, path, done, seconds)
+        result = Result(backend, mode, path, done, seconds, process_cpu(pid) - cpu)
         self.results.append(result)
         print(
             f"  {backend:<10} {path:<6} {mode:<6} {done:>7} events in {seconds:6.2f} s"
-            f" = {result.rate:>9,.0f} ev/s",
+            f" = {result.rate:>9,.0f} ev/s, {result.cpu_us:>6,.0f} µs CPU/event",
             flush=True,
         )
 
@@ -319,8 +337,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(run: Run, url: str, name: str) -> Iterator[str]:
-    """A uvicorn server in a subprocess; yields its base URL."""
+def server(run: Run, url: str, name: str) -> Iterator[tuple[str, int]]:
+    """A uvicorn server in a subprocess; yields its base URL and process id."""
     port = free_port()
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_PORT": str(port)}
     command = [sys.executable]
@@ -358,7 +376,7 @@ def server(run: Run, url: str, name: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not answer /healthz within 30 s")
             time.sleep(0.1)
-        yield base
+        yield base, proc.pid
     finally:
         proc.send_signal(signal.SIGINT)  # a clean stop, so a profile gets written
         try:
@@ -386,7 +404,10 @@ def over_http(
     single_bodies = [orjson.dumps(e) for e in single]
     batch_bodies = [orjson.dumps({"events": list(c)}) for c in chunks(batch, BATCH)]
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-    with server(run, url, backend) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with (
+        server(run, url, backend) as (base, pid),
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
 
         def post(body: bytes, count: int) -> int:
             response = client.post("/v1/events", content=body, headers=headers)
@@ -397,8 +418,8 @@ def over_http(
         warm, rest = split(single_bodies, run.args.warmup)
         for b in warm:
             post(b, 1)
-        run.timed(backend, "single", "http", rest, lambda b: post(b, 1))
-        run.timed(backend, "batch", "http", batch_bodies, lambda b: post(b, BATCH))
+        run.timed(backend, "single", "http", rest, lambda b: post(b, 1), pid)
+        run.timed(backend, "batch", "http", batch_bodies, lambda b: post(b, BATCH), pid)
 
 
 # ----------------------------------------------------------------------------- back-ends
@@ -478,7 +499,7 @@ def report(run: Run) -> int:
     lines = [
         "",
         f"{'back-end':<11}{'path':<8}{'mode':<8}{'events/s':>10}{'raw ev/s':>11}{'ratio':>8}"
-        f"  {'goal':<15}met?",
+        f"{'µs CPU/ev':>11}  {'goal':<15}met?",
     ]
     for r in run.results:
         if r.path == "raw":
@@ -494,7 +515,7 @@ def report(run: Run) -> int:
             missed += not ok
         lines.append(
             f"{r.backend:<11}{r.path:<8}{r.mode:<8}{r.rate:>10,.0f}{base:>11,.0f}"
-            f"{ratio:>7.1%}  {goal[2] if goal else '':<15}{met}"
+            f"{ratio:>7.1%}{r.cpu_us:>11,.0f}  {goal[2] if goal else '':<15}{met}"
         )
     print("\n".join(lines))
     if run.args.json:
@@ -506,6 +527,7 @@ def report(run: Run) -> int:
                 "events": r.events,
                 "seconds": round(r.seconds, 4),
                 "events_per_second": round(r.rate, 1),
+                "cpu_us_per_event": round(r.cpu_us, 1),
             }
             for r in run.results
         ]
@@ -517,6 +539,13 @@ def print_profiles(directory: Path) -> None:
     for path in sorted(directory.glob("*.prof")):
         print(f"\n===== {path.name} (top 25 by cumulative time)")
         pstats.Stats(str(path)).sort_stats("cumulative").print_stats(25)
+
+
+def uvicorn_choice(option: str, fast: str, fallback: str) -> str:
+    """What uvicorn runs for `--http`/`--loop` `option`: with "auto", `fast` if installed."""
+    if option != "auto":
+        return option
+    return fast if importlib.util.find_spec(fast) is not None else fallback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -533,8 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], help="one back-end only")
     parser.add_argument("--postgres", default=os.environ.get("LEDGER_BENCH_POSTGRES", DEFAULT_PG))
     parser.add_argument("--dir", help="where the SQLite files go (default: the system temp dir)")
-    parser.add_argument("--http", default="h11", help="uvicorn --http (h11, httptools)")
-    parser.add_argument("--loop", default="asyncio", help="uvicorn --loop (asyncio, uvloop)")
+    parser.add_argument(
+        "--http", default="auto", help="uvicorn --http: auto (as `ledger serve`), h11, httptools"
+    )
+    parser.add_argument(
+        "--loop", default="auto", help="uvicorn --loop: auto (as `ledger serve`), asyncio, uvloop"
+    )
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-ledger", action="store_true")
     parser.add_argument("--profile", type=Path, help="write cProfile stats into this directory")
@@ -554,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
         f"batches of {BATCH}, at most {args.max_seconds:g} s per measurement",
         flush=True,
     )
+    if not args.skip_http:
+        http = uvicorn_choice(args.http, "httptools", "h11")
+        loop = uvicorn_choice(args.loop, "uvloop", "asyncio")
+        print(f"uvicorn --http {args.http} ({http}) --loop {args.loop} ({loop})", flush=True)
     run = Run(args)
     started = time.perf_counter()
     if args.only in (None, "sqlite"):

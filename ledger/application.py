@@ -15,6 +15,7 @@ from eventsourcing.persistence import (
     InterfaceError,
     Mapper,
     OperationalError,
+    StoredEvent,
 )
 
 from ledger.domain import STREAM_CLASSES, LedgerStream
@@ -33,6 +34,7 @@ from ledger.storage.mapper import RecordMapper
 from ledger.storage.rows import IndexInsert, IndexRow, LedgerRecorder, StoredRow, format_time
 
 Clock = Callable[[], datetime]
+_Streams = dict[tuple[str, str], LedgerStream | None]
 MAX_BATCH = 1000
 # Appends without expected_version are retried when a concurrent writer took the next version.
 RACE_ATTEMPTS = 8
@@ -123,8 +125,12 @@ class Ledger(Application[UUID]):
                 raise InvalidEventError(prefix(i) + e.field, e.message) from None
         digests = {r["event_id"]: content_digest(r) for r, _ in items}
         event_ids = list(digests)
+        keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
+        ids = {stream_uuid(t, i): (t, i) for t, i in keys}
         with _unavailable_on_outage():
-            stored = self._stored(event_ids, digests)
+            # What is already stored and the streams' events: one read before the write.
+            found, stream_events = self.store.lookup_and_select_streams(event_ids, list(ids))
+            stored = self._check_stored(found, digests)
             if len(stored) == len(event_ids):
                 return AppendResult(self._receipts(event_ids, stored), created=False, appended=0)
             if stored and not skip_stored:
@@ -133,11 +139,15 @@ class Ledger(Application[UUID]):
                     "a batch is retried whole, with the same events"
                 )
             todo = [(r, v) for r, v in items if r["event_id"] not in stored]
+            loaded: _Streams | None = self._project(ids, stream_events)
             for _ in range(RACE_ATTEMPTS):
-                events, index_rows = self._decide(todo, system=system)
+                events, index_rows = self._decide(todo, digests, system=system, streams=loaded)
+                loaded = None  # a retry after a concurrent writer loads the streams again
                 stamps: list[datetime] = []
                 try:
-                    recordings = self.save(*events, index_rows=index_rows, stamps=stamps)
+                    # The event store directly: `Application.save` would collect the events
+                    # again (with slow runtime protocol checks) for hooks the ledger leaves unused.
+                    recordings = self.events.put(events, index_rows=index_rows, stamps=stamps)
                 except IntegrityError:
                     # Either the reply to our COMMIT was lost and the library's retry hit our
                     # own rows, or a concurrent writer took an event_id or a version first.
@@ -164,7 +174,11 @@ class Ledger(Application[UUID]):
 
     def _stored(self, event_ids: list[str], digests: dict[str, str]) -> dict[str, IndexRow]:
         """The requested event_ids already stored; 409 if one is stored with other content."""
-        rows = {r.event_id: r for r in self.store.lookup(event_ids)}
+        return self._check_stored(self.store.lookup(event_ids), digests)
+
+    @staticmethod
+    def _check_stored(found: list[IndexRow], digests: dict[str, str]) -> dict[str, IndexRow]:
+        rows = {r.event_id: r for r in found}
         for event_id, row in rows.items():
             if row.digest != digests[event_id]:
                 raise EventIdConflictError(
@@ -177,10 +191,18 @@ class Ledger(Application[UUID]):
         return [rows[event_id].receipt() for event_id in event_ids]
 
     def _decide(
-        self, items: Sequence[tuple[dict[str, Any], int | None]], *, system: bool
+        self,
+        items: Sequence[tuple[dict[str, Any], int | None]],
+        digests: dict[str, str],
+        *,
+        system: bool,
+        streams: _Streams | None = None,
     ) -> tuple[list[Any], list[IndexInsert]]:
-        keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
-        streams = self._load(keys)
+        """The events to store for `items`, decided on `streams` (at least the items' streams;
+        loaded here if None) and their `event_index` rows (`digests`: by event_id)."""
+        if streams is None:
+            keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
+            streams = self._load(keys)
         for record, expected in items:
             key = (record["stream"]["type"], record["stream"]["id"])
             if expected is not None:
@@ -211,17 +233,23 @@ class Ledger(Application[UUID]):
                 e.record["stream"]["type"],
                 e.record["stream"]["id"],
                 e.record["type"],
-                content_digest(e.record),
+                digests[e.record["event_id"]],
                 e.record["hash"],
             )
             for e in events
         ]
         return events, index_rows
 
-    def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], LedgerStream | None]:
+    def _load(self, keys: list[tuple[str, str]]) -> _Streams:
         ids = {stream_uuid(t, i): (t, i) for t, i in keys}
+        return self._project(ids, self.store.select_streams(list(ids)))
+
+    def _project(
+        self, ids: dict[UUID, tuple[str, str]], stored_events: Sequence[StoredEvent]
+    ) -> _Streams:
+        """The streams of `ids` (None for one never written) from their stored events."""
         by_id: dict[UUID | str, list[Any]] = {}
-        for stored in self.store.select_streams(list(ids)):
+        for stored in stored_events:
             by_id.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))
         return {ids[o]: (project_aggregate(None, by_id[o]) if o in by_id else None) for o in ids}
 

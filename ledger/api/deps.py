@@ -13,12 +13,13 @@ from ledger.projections.casefile import Projections
 __all__ = ["LedgerDep", "Principal", "PrincipalDep", "ProjectionsDep", "get_ledger"]
 
 
-def get_ledger(request: Request) -> Ledger:
+# `async`, though they only read app state: FastAPI runs a sync dependency in the thread pool.
+async def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-def get_projections(request: Request) -> Projections:
+async def get_projections(request: Request) -> Projections:
     projections: Projections = request.app.state.projections
     return projections
 

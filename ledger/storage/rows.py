@@ -12,7 +12,11 @@ from eventsourcing.persistence import StoredEvent
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with microseconds: the one form the ledger writes times in."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:  # strftime does not pad %Y to four digits
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime; "+00:00" becomes "Z".
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,10 @@ class LedgerRecorder(Protocol):
     def lookup(self, event_ids: list[str]) -> list[IndexRow]: ...
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]: ...
+
+    def lookup_and_select_streams(
+        self, event_ids: list[str], originator_ids: list[UUID]
+    ) -> tuple[list[IndexRow], list[StoredEvent]]: ...
 
     def select_rows(
         self, after: int, limit: int, until: datetime | None = None

@@ -162,33 +162,46 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def lookup(self, event_ids: list[str]) -> list[IndexRow]:
         if not event_ids:
             return []
-        marks = ",".join("?" * len(event_ids))
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT i.event_id, i.digest, i.stream_type, i.stream_id, i.originator_version, "
-                f"e.notification_id AS position, e.recorded_at, i.hash FROM event_index i "
-                f"JOIN {self.events_table_name} e ON e.originator_id = i.originator_id "
-                "AND e.originator_version = i.originator_version "
-                f"WHERE i.event_id IN ({marks})",
-                event_ids,
-            )
-            return [
-                IndexRow(r[0], r[1], r[2], r[3], r[4], r[5], _parse_stamp(r[6]), r[7])
-                for r in c.fetchall()
-            ]
+            return self._lookup(c, event_ids)
+
+    def _lookup(self, c: SQLiteCursor, event_ids: list[str]) -> list[IndexRow]:
+        marks = ",".join("?" * len(event_ids))
+        c.execute(
+            "SELECT i.event_id, i.digest, i.stream_type, i.stream_id, i.originator_version, "
+            f"e.notification_id AS position, e.recorded_at, i.hash FROM event_index i "
+            f"JOIN {self.events_table_name} e ON e.originator_id = i.originator_id "
+            "AND e.originator_version = i.originator_version "
+            f"WHERE i.event_id IN ({marks})",
+            event_ids,
+        )
+        return [
+            IndexRow(r[0], r[1], r[2], r[3], r[4], r[5], _parse_stamp(r[6]), r[7])
+            for r in c.fetchall()
+        ]
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]:
         if not originator_ids:
             return []
-        marks = ",".join("?" * len(originator_ids))
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
-                "ORDER BY originator_id, originator_version",
-                [o.hex for o in originator_ids],
-            )
-            return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
+            return self._select_streams(c, originator_ids)
+
+    def _select_streams(self, c: SQLiteCursor, originator_ids: list[UUID]) -> list[StoredEvent]:
+        marks = ",".join("?" * len(originator_ids))
+        c.execute(
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+            "ORDER BY originator_id, originator_version",
+            [o.hex for o in originator_ids],
+        )
+        return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
+
+    def lookup_and_select_streams(
+        self, event_ids: list[str], originator_ids: list[UUID]
+    ) -> tuple[list[IndexRow], list[StoredEvent]]:
+        """`lookup` and `select_streams` in one read transaction."""
+        with self.datastore.transaction(commit=False) as c:
+            return self._lookup(c, event_ids), self._select_streams(c, originator_ids)
 
     def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]:
         sql = (
