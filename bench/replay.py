@@ -46,7 +46,7 @@ PEOPLE = {
 
 def case(n: int, rng: random.Random) -> list[dict[str, Any]]:
     """About ten events: a lot, a batch made from it, and sometimes a complaint about it."""
-    t = START + timedelta(minutes=17 * n)
+    t = START + timedelta(minutes=3 * n)
     lot, batch, complaint = f"M-{n}", f"B-{n}", f"C-{n}"
     events: list[tuple[str, str, str, str, dict[str, Any]]] = [
         ("batch.registered", lot, "procurement", "batch",
