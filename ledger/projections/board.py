@@ -62,56 +62,79 @@ class SlaBoard:
             return None
         last = facts[-1].position
         streams = {
-            key: [Fact.from_row(r) for r in self.ledger.stream_rows(*key) if r.position <= last]
-            for key in touched
+            key: [Fact.from_row(r) for r in rows if r.position <= last]
+            for key, rows in self.ledger.streams_rows(list(touched)).items()
         }
         return touched, streams, PolicyHistory(policies), self.trusted()
 
     def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None:
+        """Close the versions that changed and insert the new ones, a statement of each kind
+        for the whole page."""
         if gathered is None:
             return
         touched, streams, history, trusted = gathered
+        current = self._current(views, cursor, list(touched))
+        closes: list[tuple[int, str]] = []
+        opened: dict[str, list[Any]] = {}  # key → the row this page inserts last for it
+        inserts: list[list[Any]] = []
         for (stream_type, stream_id), positions in touched.items():
             stream = streams[(stream_type, stream_id)]
-            current = self._current(views, cursor, stream_type, stream_id)
             for position in positions:
                 upto = [f for f in stream if f.position <= position]
                 for item in sla_items(upto, history, trusted):
                     key = item["notification_event_id"]
                     if current.get(key) == item:
                         continue
-                    if key in current:
-                        cursor.execute(
-                            views.sql(
-                                "UPDATE {rm_sla_items} SET valid_to = ? "
-                                "WHERE notification_event_id = ? AND valid_to IS NULL"
-                            ),
-                            [position, key],
-                        )
-                    cursor.execute(
-                        views.sql(
-                            "INSERT INTO {rm_sla_items} (notification_event_id, valid_from, "
-                            "valid_to, stream_type, stream_id, department, due_at, fulfilled_at, "
-                            "item) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)"
-                        ),
-                        [key, position, stream_type, stream_id, item["department"],
-                         item["due_at"], item["fulfilled_at"], orjson.dumps(item).decode()],
-                    )  # fmt: skip
+                    if key in opened:
+                        opened[key][2] = position  # superseded within this page
+                    elif key in current:
+                        closes.append((position, key))
+                    row = [
+                        key, position, None, stream_type, stream_id, item["department"],
+                        item["due_at"], item["fulfilled_at"], orjson.dumps(item).decode(),
+                    ]  # fmt: skip
+                    inserts.append(row)
+                    opened[key] = row
                     current[key] = item
+        if closes:
+            cursor.executemany(
+                views.sql(
+                    "UPDATE {rm_sla_items} SET valid_to = ? "
+                    "WHERE notification_event_id = ? AND valid_to IS NULL"
+                ),
+                closes,
+            )
+        if inserts:
+            cursor.executemany(
+                views.sql(
+                    "INSERT INTO {rm_sla_items} (notification_event_id, valid_from, valid_to, "
+                    "stream_type, stream_id, department, due_at, fulfilled_at, item) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                inserts,
+            )
 
     @staticmethod
     def _current(
-        views: Views, cursor: Any, stream_type: str, stream_id: str
+        views: Views, cursor: Any, keys: list[tuple[str, str]]
     ) -> dict[str, dict[str, Any]]:
-        cursor.execute(
-            views.sql(
-                "SELECT item FROM {rm_sla_items} WHERE stream_type = ? AND stream_id = ? "
-                "AND valid_to IS NULL"
-            ),
-            [stream_type, stream_id],
-        )
-        items = [orjson.loads(r["item"]) for r in cursor.fetchall()]
-        return {i["notification_event_id"]: i for i in items}
+        """The current version of every item of these streams."""
+        items: dict[str, dict[str, Any]] = {}
+        for stream_type in sorted({t for t, _ in keys}):
+            ids = sorted(i for t, i in keys if t == stream_type)
+            for n in range(0, len(ids), 500):
+                chunk = ids[n : n + 500]
+                cursor.execute(
+                    views.sql(
+                        "SELECT item FROM {rm_sla_items} WHERE stream_type = ? AND stream_id IN "
+                        f"({', '.join('?' * len(chunk))}) AND valid_to IS NULL"
+                    ),
+                    [stream_type, *chunk],
+                )
+                for r in cursor.fetchall():
+                    item = orjson.loads(r["item"])
+                    items[item["notification_event_id"]] = item
+        return items
 
 
 # The state of SPEC §7.3 as a condition on the stored columns (times are comparable UTC text).

@@ -231,6 +231,21 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             for r in self._rows(self._select_stream_rows, [originator_id])
         ]
 
+    def select_streams_rows(self, originator_ids: list[UUID]) -> dict[UUID, list[StoredRow]]:
+        found: dict[UUID, list[StoredRow]] = {o: [] for o in originator_ids}
+        rows = self._rows(
+            SQL(
+                "SELECT originator_id, notification_id, recorded_at, state FROM {s}.{e} "
+                "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            ).format(s=Identifier(self.datastore.schema), e=Identifier(self.events_table_name)),
+            [originator_ids],
+        )
+        for r in rows:
+            found[r["originator_id"]].append(
+                StoredRow(r["notification_id"], r["recorded_at"], bytes(r["state"]))
+            )
+        return found
+
     def streams_with(self, types: list[str]) -> list[tuple[str, str]]:
         rows = self._rows(
             SQL(

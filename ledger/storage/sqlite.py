@@ -227,6 +227,21 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             )
             return [StoredRow(r[0], _parse_stamp(r[1]), r[2]) for r in c.fetchall()]
 
+    def select_streams_rows(self, originator_ids: list[UUID]) -> dict[UUID, list[StoredRow]]:
+        found: dict[UUID, list[StoredRow]] = {o: [] for o in originator_ids}
+        for i in range(0, len(originator_ids), 500):
+            chunk = [o.hex for o in originator_ids[i : i + 500]]
+            with self.datastore.transaction(commit=False) as c:
+                c.execute(
+                    "SELECT originator_id, notification_id, recorded_at, state "
+                    f"FROM {self.events_table_name} WHERE originator_id IN "
+                    f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                for r in c.fetchall():
+                    found[UUID(r[0])].append(StoredRow(r[1], _parse_stamp(r[2]), r[3]))
+        return found
+
     def streams_with(self, types: list[str]) -> list[tuple[str, str]]:
         marks = ",".join("?" * len(types))
         with self.datastore.transaction(commit=False) as c:
