@@ -154,19 +154,23 @@ def board_items(
     state: str | None = None,
 ) -> list[dict[str, Any]]:
     """The items counted at position `cut`, settled at `now`, by due time."""
-    sql = (
-        "SELECT item FROM {rm_sla_items} WHERE valid_from <= ? "
-        "AND (valid_to IS NULL OR valid_to > ?)"
-    )
-    params: list[Any] = [cut, cut]
+    where, params = "", []
     if department is not None:
-        sql += " AND department = ?"
+        where += " AND department = ?"
         params.append(department)
     if state is not None:
-        sql += " AND " + STATE_FILTERS[state]
+        where += " AND " + STATE_FILTERS[state]
         params += [format_time(now)] * STATE_FILTERS[state].count("?")
-    sql += " ORDER BY due_at, notification_event_id"
+    # Two ranges rather than `valid_to IS NULL OR valid_to > ?`, so each can use the index on
+    # (valid_to, department, due_at): the current versions, and those superseded after the cut.
+    sql = (
+        "SELECT due_at, notification_event_id, item FROM {rm_sla_items} "
+        f"WHERE valid_to IS NULL AND valid_from <= ?{where} "
+        "UNION ALL SELECT due_at, notification_event_id, item FROM {rm_sla_items} "
+        f"WHERE valid_to > ? AND valid_from <= ?{where} "
+        "ORDER BY 1, 2"
+    )
     with views.transaction(commit=False) as cursor:
-        cursor.execute(views.sql(sql), params)
+        cursor.execute(views.sql(sql), [cut, *params, cut, cut, *params])
         rows = cursor.fetchall()
     return [settle(orjson.loads(r["item"]), now) for r in rows]
