@@ -159,7 +159,7 @@ def latencies(call: Callable[[], Any], times: int) -> tuple[float, float]:
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
-def run(kind: str, events: int, reads: int) -> list[tuple[str, str]]:
+def run(kind: str, events: int, reads: int, models: list[str]) -> list[tuple[str, str]]:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -180,6 +180,8 @@ def run(kind: str, events: int, reads: int) -> list[tuple[str, str]]:
             raw = raw_read(database)
             rebuilds = {}
             for name, runner in projections.runners.items():
+                if models and name not in models:
+                    continue
                 began = time.perf_counter()
                 runner.rebuild()
                 rebuilds[name] = total / (time.perf_counter() - began)
@@ -229,12 +231,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--reads", type=int, default=200, help="reads per latency figure")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--models", nargs="*", default=[], help="read models to rebuild (all)")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print(f"# replay benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
     for kind in kinds:
-        for label, value in run(kind, args.events, args.reads):
+        for label, value in run(kind, args.events, args.reads, args.models):
             print(f"| {label} | {value} |")
 
 

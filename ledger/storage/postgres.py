@@ -239,6 +239,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
             ).format(s=Identifier(self.datastore.schema), e=Identifier(self.events_table_name)),
             [originator_ids],
+            prepare=False,  # a generic plan for an array parameter turns slow as tables grow
         )
         for r in rows:
             found[r["originator_id"]].append(
