@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import Application, project_aggregate
+from eventsourcing.application import Application
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -248,10 +248,15 @@ class Ledger(Application[UUID]):
         self, ids: dict[UUID, tuple[str, str]], stored_events: Sequence[StoredEvent]
     ) -> _Streams:
         """The streams of `ids` (None for one never written) from their stored events."""
-        by_id: dict[UUID | str, list[Any]] = {}
+        streams: dict[UUID | str, Any] = {}
+        to_domain_event = self.mapper.to_domain_event
         for stored in stored_events:
-            by_id.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))
-        return {ids[o]: (project_aggregate(None, by_id[o]) if o in by_id else None) for o in ids}
+            # What the library's `project_aggregate` does, without its runtime `Protocol`
+            # isinstance check on every event (a tenth of a single append's CPU).
+            o = stored.originator_id
+            event: Any = to_domain_event(stored)
+            streams[o] = event.mutate(streams.get(o))
+        return {ids[o]: streams.get(o) for o in ids}
 
     def feed(self, after: int, limit: int) -> list[StoredRow]:
         """Stored events after `after`, in position order."""

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger.api import openapi, problems
+from ledger.api.auth import KeyCache
 from ledger.api.limits import BodyLimit, RateLimit
 from ledger.api.routes import disputes, events, health, kpis, streams, timelines
 from ledger.api.routing import LedgerRoute
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.router.route_class = LedgerRoute
     app.state.settings = settings
     app.state.rate_limit = RateLimit.from_setting(settings.rate_limit)
+    app.state.key_cache = KeyCache()
     problems.install(app)
     openapi.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)

@@ -19,7 +19,8 @@ declares its permission, and a `/v1` route that declares none fails there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -31,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from ledger.domain.events import EnvelopeBase
-from ledger.storage.keys import KeyStore
+from ledger.storage.keys import KeyStore, hash_key
 
 
 class Permission(StrEnum):
@@ -85,13 +86,57 @@ def _forbidden(detail: str) -> HTTPException:
     return HTTPException(403, detail)
 
 
+# How long a served process may keep accepting a key after `ledger keys revoke` (which runs in
+# another process, so this one cannot be told). README "Keys and roles" documents the bound.
+KEY_CACHE_SECONDS = 1.0
+KEY_CACHE_SIZE = 1024
+
+
+class KeyCache:
+    """Keys that authenticated in the last `KEY_CACHE_SECONDS`, by the SHA-256 of the key.
+
+    Only successes are kept (an unknown or revoked key is looked up every time), and an entry is
+    used for at most `ttl` seconds after its lookup, so a revocation takes effect within `ttl`.
+    It saves the key lookup (a database query and a hop to the thread pool) on most requests.
+    """
+
+    def __init__(
+        self,
+        ttl: float = KEY_CACHE_SECONDS,
+        size: int = KEY_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        entry = self._entries.get(hash_key(key))
+        if entry is None:
+            return None
+        if self.clock() >= entry[0]:
+            self._entries.pop(hash_key(key), None)
+            return None
+        return entry[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[hash_key(key)] = (self.clock() + self.ttl, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 def key_store(request: Request) -> KeyStore:
     keys: KeyStore = request.app.state.keys
     return keys
 
 
-def authenticate(request: Request) -> Principal:
-    """The caller of `Authorization: Bearer <key>`; 401 for a missing, unknown or revoked key."""
+def _bearer_key(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise _unauthorized("send an API key as `Authorization: Bearer <key>`")
@@ -99,10 +144,38 @@ def authenticate(request: Request) -> Principal:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise _unauthorized("the Authorization header must read `Bearer <key>`", invalid=True)
+    return key
+
+
+def _key_cache(request: Request) -> KeyCache | None:
+    cache: KeyCache | None = getattr(request.app.state, "key_cache", None)
+    return cache
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller of `Authorization: Bearer <key>`; 401 for a missing, unknown or revoked key."""
+    key = _bearer_key(request)
     found = key_store(request).authenticate(key)
     if found is None:
         raise _unauthorized("the API key is malformed, unknown or revoked", invalid=True)
-    return Principal(found.name, found.role, found.departments)
+    principal = Principal(found.name, found.role, found.departments)
+    cache = _key_cache(request)
+    if cache is not None:
+        cache.put(key, principal)
+    return principal
+
+
+def _admit(request: Request, principal: Principal) -> None:
+    rate_limit = request.app.state.rate_limit
+    if rate_limit is not None:
+        rate_limit.hit(principal.name)
+    request.state.principal = principal
+
+
+def _permitted(principal: Principal, permission: Permission) -> Principal:
+    if permission not in principal.permissions:
+        raise _forbidden(f"the {principal.role} role may not {permission.value.replace('_', ' ')}")
+    return principal
 
 
 def authorize(request: Request, permission: Permission) -> Principal:
@@ -110,13 +183,23 @@ def authorize(request: Request, permission: Permission) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         principal = authenticate(request)
-        rate_limit = request.app.state.rate_limit
-        if rate_limit is not None:
-            rate_limit.hit(principal.name)
-        request.state.principal = principal
-    if permission not in principal.permissions:
-        raise _forbidden(f"the {principal.role} role may not {permission.value.replace('_', ' ')}")
-    return principal
+        _admit(request, principal)
+    return _permitted(principal, permission)
+
+
+async def authorize_async(request: Request, permission: Permission) -> Principal:
+    """`authorize` on the event loop when the key is known (already checked for this request,
+    or in the key cache); otherwise the lookup runs in the thread pool."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        cache = _key_cache(request)
+        if cache is None:
+            return await run_in_threadpool(authorize, request, permission)
+        principal = cache.get(_bearer_key(request))
+        if principal is None:
+            return await run_in_threadpool(authorize, request, permission)
+        _admit(request, principal)
+    return _permitted(principal, permission)
 
 
 _bearer = HTTPBearer(
@@ -140,10 +223,7 @@ class Requirement:
     ) -> Principal:
         # `LedgerRoute` has authorized the request already: then this is a check in memory,
         # done on the event loop rather than with a hop to the thread pool.
-        principal: Principal | None = getattr(request.state, "principal", None)
-        if principal is not None:
-            return authorize(request, self.permission)
-        return await run_in_threadpool(authorize, request, self.permission)
+        return await authorize_async(request, self.permission)
 
 
 def require(permission: Permission) -> Any:

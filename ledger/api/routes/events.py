@@ -12,7 +12,7 @@ from ledger.api.auth import Appender, EventReader, check_append
 from ledger.api.deps import LedgerDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON, raw_events
-from ledger.api.routing import LedgerRoute
+from ledger.api.routing import LedgerRoute, direct
 from ledger.api.schemas import Receipts, StoredEventPage
 from ledger.application import MAX_BATCH
 from ledger.domain.events import Envelope
@@ -48,6 +48,7 @@ AppendBody = Annotated[
         **documented(400, 401, 403, 409, 413, 422, 429, 503),
     },
 )
+@direct
 def append_events(body: AppendBody, ledger: LedgerDep, principal: Appender) -> Response:
     """Append one envelope, or a batch all-or-nothing; 201 with receipts, 200 for a retry."""
     envelopes = body.events if isinstance(body, EventBatch) else [body]
