@@ -1,10 +1,17 @@
-"""The KPI read model: every row of `kpi_rows`, versioned by position for as-of reads.
+"""The KPI read model: every row of `kpi_rows` and the sums of `kpi_sums`, versioned by position.
 
 For each event the projector recomputes the rows of the streams it can change (its own; for a
 complaint's filing, attribution or correction, also the batches the complaint names) with the
 same pure function the straightforward recomputation uses, and stores what changed as a new
-version valid from the event's position. A read selects the versions counted at its cut whose
-time falls in the period; `kpis.Report` does the rest.
+version valid from the event's position. It also adds what the stream's rows now contribute to
+the time buckets' sums (`kpi_sums.contribution`), less what they contributed before, and stores
+each changed sum as a new version valid from that position (a version counts for cuts in
+[valid_from, valid_to); an open one's valid_to is OPEN).
+
+A read selects the sum versions counted at its cut in the buckets that tile the period, and the
+loose rows in each tile whose entity no chosen tile holds whole (`kpi_sums`); when no tiling
+exists (a time zone whose offset is not a whole quarter hour) it selects every row of the period
+instead. `kpis.Report` does the rest; `explain` still reads every row of the KPI.
 """
 
 from __future__ import annotations
@@ -18,13 +25,18 @@ import orjson
 from ledger.application import Ledger
 from ledger.projections.facts import Fact
 from ledger.projections.kpi_rows import LINKING_TYPES, Row, named_batches, stream_rows
-from ledger.projections.kpis import Loader, Period
+from ledger.projections.kpi_sums import Piece, Sum, SumKey, changes, contribution, parse, tiling
+from ledger.projections.kpis import Loader, Parts, Period, Sums
 from ledger.projections.sla import PolicyHistory
 from ledger.storage.views import Views
 
 Unit = tuple[str, str]
 
 COLUMNS = "kpi, department, person, entity, at, num, den, pending_until, label, refs, row_key"
+# what figures need of a row (not its events: only `explain` shows them)
+FIGURES = "kpi, department, person, entity, at, num, den, pending_until, label"
+OPEN = 2**63 - 1  # valid_to of a sum version still in force
+SUM_COLUMNS = "bucket, person, kpi, department, label, num, den, entities"
 
 
 class KpiBoard:
@@ -44,6 +56,7 @@ class KpiBoard:
     def reset(self, views: Views, cursor: Any) -> None:
         cursor.execute(views.sql("DELETE FROM {rm_kpi_rows}"))
         cursor.execute(views.sql("DELETE FROM {rm_kpi_links}"))
+        cursor.execute(views.sql(f"DELETE FROM {views.table('rm_kpi_sums')}"))
 
     def _policy_facts(self, upto: int) -> list[Fact]:
         if self._policies is None:
@@ -124,9 +137,13 @@ class KpiBoard:
                 ),
                 [batch_id, complaint_id],
             )
+        deltas: dict[int, dict[SumKey, list[Any]]] = {}
         for unit, positions in touched.items():
             facts_of, context = units[unit]
-            self._update(views, cursor, unit, facts_of, context, positions, policies, trusted)
+            self._update(
+                views, cursor, unit, facts_of, context, positions, policies, trusted, deltas
+            )
+        self._add(views, cursor, deltas)
 
     def _update(
         self,
@@ -138,13 +155,19 @@ class KpiBoard:
         positions: set[int],
         policies: list[Fact],
         trusted: frozenset[str],
+        deltas: dict[int, dict[SumKey, list[Any]]],
     ) -> None:
         prefix = f"{unit[0]}/{unit[1]}"
         cursor.execute(
-            views.sql(f"SELECT {COLUMNS} FROM {{rm_kpi_rows}} WHERE unit = ? AND valid_to IS NULL"),
+            views.sql(
+                f"SELECT {COLUMNS}, loose, depth FROM {{rm_kpi_rows}} "
+                "WHERE unit = ? AND valid_to IS NULL"
+            ),
             [prefix],
         )
-        current = {r["row_key"]: to_row(r) for r in cursor.fetchall()}
+        found = cursor.fetchall()
+        current = {r["row_key"]: (to_row(r), r["depth"] if r["loose"] else None) for r in found}
+        sums, _ = contribution([row for row, _ in current.values()])
         for position in sorted(positions):
             history = PolicyHistory([f for f in policies if f.position <= position])
             rows = stream_rows(
@@ -153,7 +176,11 @@ class KpiBoard:
                 history,
                 trusted,
             )
-            new = {f"{prefix}|{r.key}": r for r in rows}
+            new_sums, loose = contribution(rows)
+            if new_sums != sums:
+                changes(deltas.setdefault(position, {}), sums, new_sums)
+                sums = new_sums
+            new = {f"{prefix}|{r.key}": (r, loose.get(r.key)) for r in rows}
             for key, row in current.items():
                 if new.get(key) != row:
                     cursor.execute(
@@ -163,19 +190,76 @@ class KpiBoard:
                         ),
                         [position, key],
                     )
-            for key, row in new.items():
-                if current.get(key) != row:
-                    cursor.execute(
-                        views.sql(
-                            "INSERT INTO {rm_kpi_rows} (row_key, valid_from, valid_to, unit, kpi, "
-                            "department, person, entity, at, num, den, pending_until, label, refs)"
-                            " VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                        ),
-                        [key, position, prefix, row.kpi, row.department, row.person, row.entity,
-                         row.at, str(row.num), str(row.den), row.pending_until, row.label,
-                         orjson.dumps([row.num_refs, row.den_refs]).decode()],
-                    )  # fmt: skip
+            inserts = [
+                [key, position, prefix, row.kpi, row.department, row.person, row.entity,
+                 row.at, str(row.num), str(row.den), row.pending_until, row.label,
+                 orjson.dumps([row.num_refs, row.den_refs]).decode(), int(depth is not None),
+                 depth or 0]
+                for key, (row, depth) in new.items()
+                if current.get(key) != (row, depth)
+            ]  # fmt: skip
+            if inserts:
+                cursor.executemany(
+                    views.sql(
+                        "INSERT INTO {rm_kpi_rows} (row_key, valid_from, valid_to, unit, kpi, "
+                        "department, person, entity, at, num, den, pending_until, label, refs, "
+                        "loose, depth) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    ),
+                    inserts,
+                )
             current = new
+
+    def _add(self, views: Views, cursor: Any, deltas: dict[int, dict[SumKey, list[Any]]]) -> None:
+        """Store the page's changes of the sums, one version per position that changed one."""
+        changes: dict[SumKey, list[tuple[int, list[Any]]]] = {}
+        for position in sorted(deltas):
+            for key, delta in deltas[position].items():
+                if any(delta):
+                    changes.setdefault(key, []).append((position, delta))
+        if not changes:
+            return
+        table = views.table("rm_kpi_sums")
+        totals: dict[SumKey, tuple[Sum, int]] = {}  # the open version: its sum and valid_from
+        for bucket, person in sorted({key[:2] for key in changes}):
+            cursor.execute(
+                views.sql(
+                    f"SELECT {SUM_COLUMNS}, valid_from FROM {table} "
+                    "WHERE bucket = ? AND person = ? AND valid_to = ?"
+                ),
+                [bucket, person, OPEN],
+            )
+            for r in cursor.fetchall():
+                key = (r["bucket"], r["person"], r["kpi"], r["department"], r["label"])
+                if key in changes:
+                    totals[key] = (_sum(r), r["valid_from"])
+        closes: list[list[Any]] = []
+        inserts: list[list[Any]] = []
+        for key, steps in changes.items():
+            opened = totals.get(key)
+            if opened is not None:
+                closes.append([steps[0][0], *key, opened[1]])
+            num, den, n = opened[0] if opened is not None else (0, 0, 0)
+            for i, (position, (dnum, dden, dn)) in enumerate(steps):
+                num, den, n = num + dnum, den + dden, n + dn
+                if n:
+                    until = steps[i + 1][0] if i + 1 < len(steps) else OPEN
+                    inserts.append([*key, position, until, str(num), str(den), n])
+        if closes:
+            cursor.executemany(
+                views.sql(
+                    f"UPDATE {table} SET valid_to = ? WHERE bucket = ? AND person = ? AND kpi = ? "
+                    "AND department = ? AND label = ? AND valid_from = ?"
+                ),
+                closes,
+            )
+        if inserts:
+            cursor.executemany(
+                views.sql(
+                    f"INSERT INTO {table} (bucket, person, kpi, department, label, valid_from, "
+                    "valid_to, num, den, entities) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                inserts,
+            )
 
 
 def to_row(r: Any) -> Row:
@@ -186,24 +270,105 @@ def to_row(r: Any) -> Row:
                tuple(num_refs), tuple(den_refs))  # fmt: skip
 
 
-def stored_loader(views: Views, cut: int, tz: Any, person: str | None = None) -> Loader:
-    """Select the rows counted at position `cut` in a period's window, as `rows_loader` does."""
+def _sum(r: Any) -> Sum:
+    return parse(r["num"]), parse(r["den"]), int(r["entities"])
 
-    def load(period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
-        start, end = period.window(tz)
+
+class StoredLoader:
+    """The read model's sums and rows counted at position `cut`, for a report's periods."""
+
+    def __init__(self, views: Views, cut: int, tz: Any, person: str | None) -> None:
+        self.views = views
+        self.cut = cut
+        self.tz = tz
+        self.person = person
+
+    def rows(self, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
+        """Every row of the period, as `kpis.RowsLoader` selects them."""
+        with self.views.transaction(commit=False) as cursor:
+            return self._rows(cursor, period, kpis)
+
+    def parts(self, period: Period, kpis: tuple[str, ...] | None) -> Parts:
+        start, end = period.window(self.tz)
+        buckets = tiling(start, end)
+        if buckets is None:
+            return Parts({}, self.rows(period, kpis))
+        table = self.views.table("rm_kpi_sums")
+        sql = (
+            f"SELECT {SUM_COLUMNS} FROM {table} WHERE person = ? "
+            f"AND bucket IN ({', '.join('?' * len(buckets))}) AND valid_to > ? AND valid_from <= ?"
+        )
+        params: list[Any] = [self.person or "", *(p.bucket for p in buckets), self.cut, self.cut]
+        if kpis is not None:
+            sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
+            params += list(kpis)
+        sums: dict[tuple[str, str, str, str], list[Any]] = {}
+        with self.views.transaction(commit=False) as cursor:
+            cursor.execute(self.views.sql(sql), params)
+            for r in cursor.fetchall():
+                num, den, n = _sum(r)
+                s = sums.setdefault((r["kpi"], r["department"], r["person"], r["label"]), [0, 0, 0])
+                s[0] += num
+                s[1] += den
+                s[2] += n
+            rows = self._loose(cursor, buckets, kpis)
+        added: Sums = {k: (v[0], v[1], v[2]) for k, v in sums.items()}
+        return Parts(added, rows)
+
+    def _loose(self, cursor: Any, pieces: list[Piece], kpis: tuple[str, ...] | None) -> list[Row]:
+        """The rows of the entities no chosen bucket holds whole: in each run of pieces of one
+        depth, the loose rows whose entity's smallest bucket is shallower."""
+        runs: list[list[Any]] = []  # [start, end, depth]
+        for p in pieces:
+            if runs and runs[-1][1] == p.start and runs[-1][2] == p.depth:
+                runs[-1][1] = p.end
+            else:
+                runs.append([p.start, p.end, p.depth])
+        selects: list[str] = []
+        params: list[Any] = []
+        # the versions still in force, then those closed after the cut, each by its own range of
+        # rm_kpi_rows_loose (not by time: the closed versions of a period outnumber the rest;
+        # SQLite's planner, without statistics, needs `+at` to see it)
+        closed = "+at" if self.views.kind == "sqlite" else "at"
+        for version, at, bound in (("IS NULL", "at", []), ("> ?", closed, [self.cut])):
+            for start, end, depth in runs:
+                sql = (
+                    f"SELECT {FIGURES} FROM {{rm_kpi_rows}} WHERE loose = 1 AND valid_to {version} "
+                    f"AND depth IN ({', '.join('?' * depth)}) AND {at} >= ? AND {at} < ? "
+                    "AND valid_from <= ?"
+                )
+                params += [*bound, *range(depth), start, end, self.cut]
+                if self.person is not None:
+                    sql += " AND person = ?"
+                    params.append(self.person)
+                if kpis is not None:
+                    sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
+                    params += list(kpis)
+                selects.append(sql)
+        cursor.execute(self.views.sql(" UNION ALL ".join(selects)), params)
+        return [
+            Row("", r["kpi"], r["department"], r["person"], r["entity"], r["at"],
+                Decimal(r["num"]), Decimal(r["den"]), r["pending_until"], r["label"])
+            for r in cursor.fetchall()
+        ]  # fmt: skip
+
+    def _rows(self, cursor: Any, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
+        start, end = period.window(self.tz)
         sql = (
             f"SELECT {COLUMNS} FROM {{rm_kpi_rows}} WHERE at >= ? AND at < ? "
             "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
         )
-        params: list[Any] = [start, end, cut, cut]
-        if person is not None:
+        params: list[Any] = [start, end, self.cut, self.cut]
+        if self.person is not None:
             sql += " AND person = ?"
-            params.append(person)
+            params.append(self.person)
         if kpis is not None:
             sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
             params += list(kpis)
-        with views.transaction(commit=False) as cursor:
-            cursor.execute(views.sql(sql), params)
-            return [to_row(r) for r in cursor.fetchall()]
+        cursor.execute(self.views.sql(sql), params)
+        return [to_row(r) for r in cursor.fetchall()]
 
-    return load
+
+def stored_loader(views: Views, cut: int, tz: Any, person: str | None = None) -> Loader:
+    """Select what is counted at position `cut` in a period's window, as `rows_loader` does."""
+    return StoredLoader(views, cut, tz, person)

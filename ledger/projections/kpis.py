@@ -1,8 +1,10 @@
 """KPIs of SPEC §7.4 with their targets (§6 `target.set`) and incentives (§8): pure functions.
 
-`Report` turns the rows of `kpi_rows` that fall in a period into figures. Where the rows come
-from is its caller's choice: `kpis()` computes them from the raw events, the read model
-(`kpi_board`) selects the stored ones; both go through this module, so they cannot disagree.
+`Report` turns what falls in a period into figures: the rows of `kpi_rows`, and sums of whole
+entities' contributions added up in advance (`kpi_sums`). Where they come from is its caller's
+choice: `kpis()` computes the rows from the raw events and pre-adds nothing, the read model
+(`kpi_board`) selects its stored sums and the rows it could not pre-add; both go through
+`Figures`, so they cannot disagree.
 
 Figures are exact (fractions of Decimals) until shown: every number of a response is a JSON
 number written from a Decimal, rounded half-even to 6 decimal places, trailing zeros dropped.
@@ -13,12 +15,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -124,17 +127,47 @@ class Period:
         return []
 
 
-Loader = Callable[[Period, tuple[str, ...] | None], list[Row]]
+# (kpi, department, person, label) → (numerator, denominator, entities) of pre-added entities
+Sums = dict[tuple[str, str, str, str], tuple[Fraction | int, Fraction | int, int]]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a period holds: pre-added sums, and rows (every row of their entity in the period)."""
+
+    sums: Sums
+    rows: list[Row]
+
+
+class Loader(Protocol):
+    """Where a report's rows come from: the raw events, or the read model."""
+
+    def parts(self, period: Period, kpis: tuple[str, ...] | None) -> Parts:
+        """The period's sums and rows; a personal report's only the person's."""
+        ...
+
+    def rows(self, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
+        """Every row of the period (for `explain`)."""
+        ...
+
+
+class RowsLoader:
+    """Select from rows in memory as the read model selects from its table; pre-add nothing."""
+
+    def __init__(self, rows: list[Row], tz: ZoneInfo) -> None:
+        self._rows = rows
+        self.tz = tz
+
+    def rows(self, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
+        start, end = period.window(self.tz)
+        return [r for r in self._rows if start <= r.at < end and (kpis is None or r.kpi in kpis)]
+
+    def parts(self, period: Period, kpis: tuple[str, ...] | None) -> Parts:
+        return Parts({}, self.rows(period, kpis))
 
 
 def rows_loader(rows: list[Row], tz: ZoneInfo) -> Loader:
-    """Select from rows in memory as the read model selects from its table."""
-
-    def load(period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
-        start, end = period.window(tz)
-        return [r for r in rows if start <= r.at < end and (kpis is None or r.kpi in kpis)]
-
-    return load
+    return RowsLoader(rows, tz)
 
 
 @dataclass
@@ -150,13 +183,19 @@ def counted(rows: Iterable[Row], now: str) -> list[Row]:
     return [r for r in rows if r.pending_until is None or now >= r.pending_until]
 
 
+@lru_cache(maxsize=65536)
+def fraction(value: Decimal) -> Fraction:
+    """Fraction(value), remembered: the same few values (0, 1, sample sizes) recur."""
+    return Fraction(value)
+
+
 def per_entity(rows: Iterable[Row], *, by_person: bool) -> dict[tuple[str, str, str, str], Tally]:
     """(department, person, kpi, entity) → its contribution: the entity counts once."""
     found: dict[tuple[str, str, str, str], Tally] = {}
     for r in rows:
         key = (r.department, r.person if by_person else "", r.kpi, r.entity)
         t = found.get(key)
-        num, den = Fraction(r.num), Fraction(r.den)
+        num, den = fraction(r.num), fraction(r.den)
         if t is None:
             found[key] = Tally(num, den, list(r.num_refs), list(r.den_refs))
             continue
@@ -167,27 +206,48 @@ def per_entity(rows: Iterable[Row], *, by_person: bool) -> dict[tuple[str, str, 
     return found
 
 
-class Figures:
-    """The exact numerators and denominators of one period, per department or per person."""
+def customers(parts: Parts) -> set[str]:
+    """The customers shipped to in a period (`repurchase_rate`)."""
+    found = {r.entity for r in parts.rows if r.kpi == SHIPPED_CUSTOMERS}
+    return found | {k[3] for k, (_, _, n) in parts.sums.items() if k[0] == SHIPPED_CUSTOMERS and n}
 
-    def __init__(self, rows: list[Row], previous_customers: set[str], *, by_person: bool) -> None:
+
+class Figures:
+    """The exact numerators and denominators of one period, per department or per person:
+    the pre-added sums plus what the rows' entities combine to (an entity is in one or the
+    other, whole)."""
+
+    def __init__(self, parts: Parts, previous_customers: set[str], *, by_person: bool) -> None:
         self.sums: dict[tuple[str, str, str], Tally] = {}
+        rows = parts.rows
         ordinary = [r for r in rows if r.kpi not in (SHIPPED_CUSTOMERS, "quality_cost")]
         for (dept, person, kpi, _), t in per_entity(ordinary, by_person=by_person).items():
             s = self.sums.setdefault((dept, person, kpi), Tally())
             s.num += t.num
             s.den += t.den
-        customers = {r.entity for r in rows if r.kpi == SHIPPED_CUSTOMERS}
+        self.costs: dict[str, dict[str, Fraction]] = {}
+        for (kpi, dept, person, label), (num, den, n) in parts.sums.items():
+            if not n or kpi == SHIPPED_CUSTOMERS:
+                continue
+            if kpi == "quality_cost":
+                self._cost(label, num)
+                continue
+            s = self.sums.setdefault((dept, person if by_person else "", kpi), Tally())
+            s.num += num
+            s.den += den
         if not by_person:
+            shipped = customers(parts)
             self.sums[(SALES, "", "repurchase_rate")] = Tally(
-                Fraction(len(previous_customers & customers)), Fraction(len(previous_customers))
+                Fraction(len(previous_customers & shipped)), Fraction(len(previous_customers))
             )
-        self.costs: dict[str, dict[str, Decimal]] = {}
         for r in rows:
             if r.kpi == "quality_cost":
-                currency, category = r.label.split(" ", 1)
-                by = self.costs.setdefault(currency, {})
-                by[category] = by.get(category, Decimal(0)) + r.num
+                self._cost(r.label, Fraction(r.num))
+
+    def _cost(self, label: str, amount: Fraction | int) -> None:
+        currency, category = label.split(" ", 1)
+        by = self.costs.setdefault(currency, {})
+        by[category] = by.get(category, Fraction(0)) + amount
 
     def departments(self) -> set[str]:
         return {d for d, _, _ in self.sums if d != ENTERPRISE}
@@ -290,12 +350,14 @@ class Report:
 
     def figures(self, period: Period) -> Figures:
         if period not in self._figures:
-            rows = counted(self.load(period, None), self.now)
+            parts = self.load.parts(period, None)
+            rows = counted(parts.rows, self.now)
             previous: set[str] = set()
             if self.person is None:
-                before = self.load(period.previous(), (SHIPPED_CUSTOMERS,))
-                previous = {r.entity for r in before}
-            self._figures[period] = Figures(rows, previous, by_person=self.person is not None)
+                previous = customers(self.load.parts(period.previous(), (SHIPPED_CUSTOMERS,)))
+            self._figures[period] = Figures(
+                Parts(parts.sums, rows), previous, by_person=self.person is not None
+            )
         return self._figures[period]
 
     def exact(self, kpi: str, department: str, period: Period) -> tuple[Any, Any, Any]:
@@ -305,14 +367,14 @@ class Report:
             costs = figures.costs
             if len(costs) > 1:
                 return None, None, None
-            whole = sum((sum(c.values(), Decimal(0)) for c in costs.values()), Decimal(0))
-            return Fraction(whole), Fraction(whole), None
+            whole = sum((sum(c.values(), Fraction(0)) for c in costs.values()), Fraction(0))
+            return whole, whole, None
         if kpi == "quality_cost_ratio":
             revenue = self.plans.revenue_of(period)
             costs = figures.costs
             if revenue is None or any(c != revenue.currency for c in costs):
                 return None, None, Fraction(revenue.amount) if revenue else None
-            cost = Fraction(sum(costs.get(revenue.currency, {}).values(), Decimal(0)))
+            cost = sum(costs.get(revenue.currency, {}).values(), Fraction(0))
             den = Fraction(revenue.amount)
             return (cost / den if den else None), cost, den
         t = figures.get(department, self.person or "", kpi)
@@ -414,7 +476,7 @@ class Report:
         """The contributions behind one KPI: per department and entity, with their events."""
         if kpi == "repurchase_rate":
             return self._explain_repurchase(period, department)
-        rows = counted(self.load(period, (kpi,)), self.now)
+        rows = counted(self.load.rows(period, (kpi,)), self.now)
         contributions = []
         for (d, _, _, entity), t in sorted(per_entity(rows, by_person=False).items()):
             if department is None or d == department:
@@ -424,7 +486,7 @@ class Report:
             if revenue is not None:
                 t = Tally(Fraction(0), Fraction(revenue.amount), [], list(revenue.event_ids))
                 contributions.append(_contribution(ENTERPRISE, "revenue", t))
-            for r in counted(self.load(period, ("quality_cost",)), self.now):
+            for r in counted(self.load.rows(period, ("quality_cost",)), self.now):
                 t = Tally(Fraction(r.num), Fraction(0), [r.entity], [])
                 contributions.append(_contribution(ENTERPRISE, r.entity, t))
         return {"contributions": contributions}
@@ -432,8 +494,8 @@ class Report:
     def _explain_repurchase(self, period: Period, department: str | None) -> dict[str, Any]:
         if department not in (None, SALES) or self.person is not None:
             return {"contributions": []}
-        now_rows = self.load(period, (SHIPPED_CUSTOMERS,))
-        before = self.load(period.previous(), (SHIPPED_CUSTOMERS,))
+        now_rows = self.load.rows(period, (SHIPPED_CUSTOMERS,))
+        before = self.load.rows(period.previous(), (SHIPPED_CUSTOMERS,))
         contributions = []
         for customer in sorted({r.entity for r in before}):
             again = [e for r in now_rows if r.entity == customer for e in r.den_refs]

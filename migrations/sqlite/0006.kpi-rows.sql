@@ -1,5 +1,7 @@
 -- Read model of KPI contributions (ledger/projections/kpi_board.py), versioned by position so
 -- that an as-of read sees each row as it stood: a version counts for cuts in [valid_from, valid_to).
+-- `loose` rows belong to entities that the sums below leave out of the bucket holding the row
+-- (`depth`: the depth of the smallest bucket holding the whole entity), which a read may add itself.
 -- depends: 0005.sla-items
 CREATE TABLE rm_kpi_rows (
     row_key TEXT NOT NULL,
@@ -16,11 +18,36 @@ CREATE TABLE rm_kpi_rows (
     pending_until TEXT,
     label TEXT NOT NULL,
     refs TEXT NOT NULL,
+    loose INTEGER NOT NULL,
+    depth INTEGER NOT NULL,
     PRIMARY KEY (row_key, valid_from)
 );
 CREATE INDEX rm_kpi_rows_at ON rm_kpi_rows (at, kpi);
 CREATE INDEX rm_kpi_rows_person ON rm_kpi_rows (person, at);
 CREATE INDEX rm_kpi_rows_unit ON rm_kpi_rows (unit, valid_to);
+-- covering what a read's figures need of a loose row (kpi_board.FIGURES): no table lookups
+CREATE INDEX rm_kpi_rows_loose ON rm_kpi_rows
+    (valid_to, depth, at, valid_from, kpi, department, person, entity, num, den, pending_until, label)
+    WHERE loose = 1;
+CREATE INDEX rm_kpi_rows_loose_person ON rm_kpi_rows (person, depth, at, valid_to, valid_from)
+    WHERE loose = 1;
+-- Pre-added contributions of whole entities per time bucket (ledger/projections/kpi_sums.py),
+-- department-wide (person '') and per person; versioned as above, an open version's valid_to
+-- being 2^63 - 1. Numbers are exact fractions as text ("3", "7/2").
+CREATE TABLE rm_kpi_sums (
+    bucket TEXT NOT NULL,
+    person TEXT NOT NULL,
+    kpi TEXT NOT NULL,
+    department TEXT NOT NULL,
+    label TEXT NOT NULL,
+    valid_from INTEGER NOT NULL,
+    valid_to INTEGER NOT NULL,
+    num TEXT NOT NULL,
+    den TEXT NOT NULL,
+    entities INTEGER NOT NULL,
+    PRIMARY KEY (bucket, person, kpi, department, label, valid_from)
+);
+CREATE INDEX rm_kpi_sums_open ON rm_kpi_sums (bucket, person, valid_to);
 -- Which complaints ever named a batch: their attributions and filings count for its KPIs.
 CREATE TABLE rm_kpi_links (
     batch_id TEXT NOT NULL,

@@ -11,7 +11,8 @@ new history leaves the earlier figures as the raw events say.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,8 +25,9 @@ from ledger.domain.errors import LedgerError
 from ledger.domain.events import ENVELOPE_MODELS
 from ledger.projections.casefile import Projections, trusted_sources
 from ledger.projections.facts import Fact
-from ledger.projections.kpi_board import COLUMNS, stored_loader, to_row
+from ledger.projections.kpi_board import COLUMNS, OPEN, SUM_COLUMNS, stored_loader, to_row
 from ledger.projections.kpi_rows import ledger_rows
+from ledger.projections.kpi_sums import contribution
 from ledger.projections.kpis import (
     Period,
     Report,
@@ -40,6 +42,10 @@ from ledger.projections.kpis import (
 START = datetime(2026, 9, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+# other tilings of the same sums; an offset of 5:07 has none (the read adds up every row)
+OTHER_ZONES: tuple[Any, ...] = (
+    ZoneInfo("UTC"), ZoneInfo("Asia/Kathmandu"), timezone(timedelta(hours=5, minutes=7)),
+)  # fmt: skip
 PERIODS = ("2026-09", "2026-10", "2026-11", "2026-Q4", "2026")
 PEOPLE = ("E1", "E2", "E3")
 DEPARTMENTS = ("production", "quality", "procurement", "sales")
@@ -244,10 +250,12 @@ def all_facts(ledger: Ledger) -> list[Fact]:
     return facts
 
 
-def stored(projections: Projections, cut: int, period: str, person: str | None = None) -> bytes:
+def stored(
+    projections: Projections, cut: int, period: str, person: str | None = None, tz: Any = SHANGHAI
+) -> bytes:
     """The read model's answer at position `cut` (what `GET /v1/kpis…` returns)."""
     facts = [f for f in all_facts(projections.ledger) if f.position <= cut]
-    load = stored_loader(projections.views, cut, SHANGHAI, person)
+    load = stored_loader(projections.views, cut, tz, person)
     report = Report(load, plan_facts_of(facts), NOW, person=person)
     if person is None:
         body = department_body(report, Period.parse(period), None, cut)
@@ -256,12 +264,14 @@ def stored(projections: Projections, cut: int, period: str, person: str | None =
     return orjson.dumps(seal(body))
 
 
-def recomputed(ledger: Ledger, cut: int, period: str, person: str | None = None) -> bytes:
+def recomputed(
+    ledger: Ledger, cut: int, period: str, person: str | None = None, tz: Any = SHANGHAI
+) -> bytes:
     facts = [f for f in all_facts(ledger) if f.position <= cut]
     trusted = trusted_sources(ledger)
     if person is None:
-        return orjson.dumps(kpis(facts, period, SHANGHAI, NOW, trusted))
-    return orjson.dumps(person_kpis(facts, person, period, SHANGHAI, NOW, trusted))
+        return orjson.dumps(kpis(facts, period, tz, NOW, trusted))
+    return orjson.dumps(person_kpis(facts, person, period, tz, NOW, trusted))
 
 
 def stored_rows(projections: Projections, cut: int) -> list[str]:
@@ -277,15 +287,46 @@ def stored_rows(projections: Projections, cut: int) -> list[str]:
         return sorted(repr(to_row(r)) for r in cursor.fetchall())
 
 
+def stored_sums(projections: Projections, cut: int) -> dict[Any, Any]:
+    views = projections.views
+    with views.transaction(commit=False) as cursor:
+        cursor.execute(
+            views.sql(
+                f"SELECT {SUM_COLUMNS}, valid_to FROM {views.table('rm_kpi_sums')} "
+                "WHERE valid_from <= ? AND valid_to > ?"
+            ),
+            [cut, cut],
+        )
+        found = cursor.fetchall()
+    assert all(r["valid_to"] == OPEN for r in found) or cut < projections.kpis.position
+    return {
+        (r["bucket"], r["person"], r["kpi"], r["department"], r["label"]): (
+            Fraction(r["num"]), Fraction(r["den"]), r["entities"],
+        )
+        for r in found
+    }  # fmt: skip
+
+
 def agree(projections: Projections, cut: int) -> None:
     ledger = projections.ledger
     facts = [f for f in all_facts(ledger) if f.position <= cut]
-    expected = sorted(repr(r) for r in ledger_rows(facts, trusted_sources(ledger)))
+    rows = ledger_rows(facts, trusted_sources(ledger))
+    expected = sorted(repr(r) for r in rows)
     assert stored_rows(projections, cut) == expected
+    sums, _ = contribution(rows)  # pre-added by the projector stream by stream, page by page
+    assert stored_sums(projections, cut) == sums
     for period in PERIODS:
         assert stored(projections, cut, period) == recomputed(ledger, cut, period), period
     for person in PEOPLE:
         assert stored(projections, cut, "2026", person) == recomputed(ledger, cut, "2026", person)
+    for tz in OTHER_ZONES:
+        for period in ("2026-10", "2026-Q4"):
+            assert stored(projections, cut, period, tz=tz) == recomputed(
+                ledger, cut, period, tz=tz
+            ), (period, tz)
+        assert stored(projections, cut, "2026-11", "E1", tz) == recomputed(
+            ledger, cut, "2026-11", "E1", tz
+        )
 
 
 SETTINGS = settings(
@@ -342,3 +383,40 @@ def test_a_batch_recomputed_in_a_later_page_still_counts_the_complaints_that_nam
     assert production["defect_rate"]["denominator"] >= 10
     adjusted = [r for r in stored_rows(projections, ledger.last_position()) if batch in r]
     assert not any("defect_rate_adjusted" in r for r in adjusted)
+
+
+def test_an_unanswered_item_counts_only_once_due_though_its_entity_is_pre_added_when_answered(
+    ledger: Ledger,
+) -> None:
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    batch = story.batch(0, NOW - timedelta(days=3))
+    story.send("notification.sent", batch, {"to_department": "production",
+               "action": "investigate"}, NOW - timedelta(hours=1))  # fmt: skip
+    projections.kpis.catch_up()
+    last = ledger.last_position()
+    agree(projections, last)
+    body = orjson.loads(stored(projections, last, "2026-11"))
+    assert body["departments"]["production"]["kpis"]["sla_on_time_rate"]["denominator"] == 0
+    story.send("investigation.reported", batch, {"findings": "f"}, NOW, department="production")
+    projections.kpis.catch_up()
+    agree(projections, ledger.last_position())
+    agree(projections, last)
+    body = orjson.loads(stored(projections, ledger.last_position(), "2026-11"))
+    assert body["departments"]["production"]["kpis"]["sla_on_time_rate"]["value"] == 1
+
+
+def test_an_entity_across_a_period_boundary_counts_in_both_periods(ledger: Ledger) -> None:
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    boundary = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # November begins in Shanghai
+    lot = story.lot(0, boundary - timedelta(hours=3), "E2")
+    for hours, result in ((-1, "fail"), (1, "pass")):
+        story.send("material.tested", lot, {"result": result, "report_id": "r"},
+                   boundary + timedelta(hours=hours))  # fmt: skip
+    projections.kpis.catch_up()
+    agree(projections, ledger.last_position())
+    for period, value in (("2026-10", 1), ("2026-11", 0)):
+        body = orjson.loads(stored(projections, ledger.last_position(), period))
+        reject = body["departments"]["procurement"]["kpis"]["material_reject_rate"]
+        assert (reject["value"], reject["denominator"]) == (value, 1)
