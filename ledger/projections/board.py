@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ledger.application import Ledger
-from ledger.projections.facts import Fact
+from ledger.projections.facts import Fact, policy_facts
 from ledger.projections.sla import FULFILLED_BY, PolicyHistory, settle, sla_items
 from ledger.storage.rows import format_time
 from ledger.storage.views import Views
@@ -41,12 +41,7 @@ class SlaBoard:
 
     def _policy_facts(self, upto: int) -> list[Fact]:
         if self._policies is None:
-            self._policies = [
-                Fact.from_row(r)
-                for key in self.ledger.streams_with("policy.set")
-                for r in self.ledger.stream_rows(*key)
-                if r.position <= upto
-            ]
+            self._policies = policy_facts(self.ledger, upto)
         return self._policies
 
     def gather(self, facts: list[Fact]) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ledger.application import Ledger
 from ledger.domain.events import parse_time
 from ledger.storage.rows import StoredRow, format_time
 
@@ -64,3 +65,14 @@ def sealed(body: dict[str, Any]) -> dict[str, Any]:
     """The response with its fingerprint: SHA-256 of its canonical JSON without the fingerprint."""
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return {**body, "fingerprint": hashlib.sha256(canonical).hexdigest()}
+
+
+def policy_facts(ledger: Ledger, upto: int) -> list[Fact]:
+    """The events, up to position `upto`, of every plan stream that holds a `policy.set` (their
+    corrections included): what `PolicyHistory` needs."""
+    return [
+        Fact.from_row(r)
+        for key in ledger.streams_with("policy.set")
+        for r in ledger.stream_rows(*key)
+        if r.position <= upto
+    ]

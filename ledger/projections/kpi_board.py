@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ledger.application import Ledger
-from ledger.projections.facts import Fact
+from ledger.projections.facts import Fact, policy_facts
 from ledger.projections.kpi_rows import LINKING_TYPES, Row, named_batches, stream_rows
 from ledger.projections.kpi_sums import Piece, Sum, SumKey, changes, contribution, parse, tiling
 from ledger.projections.kpis import Loader, Parts, Period, Sums
@@ -60,12 +60,7 @@ class KpiBoard:
 
     def _policy_facts(self, upto: int) -> list[Fact]:
         if self._policies is None:
-            self._policies = [
-                Fact.from_row(r)
-                for key in self.ledger.streams_with("policy.set")
-                for r in self.ledger.stream_rows(*key)
-                if r.position <= upto
-            ]
+            self._policies = policy_facts(self.ledger, upto)
         return self._policies
 
     def gather(self, facts: list[Fact]) -> Any:
