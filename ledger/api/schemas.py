@@ -23,8 +23,8 @@ class Receipts(BaseModel):
     receipts: list[Receipt]
 
 
-class StoredEvent(BaseModel):
-    """An event as stored: the sender's fields plus what the ledger stamped."""
+class EventView(BaseModel):
+    """An event as the reads show it: the sender's fields plus what the ledger stamped."""
 
     position: int
     recorded_at: str = Field(json_schema_extra={"format": "date-time"})
@@ -37,8 +37,13 @@ class StoredEvent(BaseModel):
     source: str
     data: dict[str, Any]
     attributes: dict[str, Any]
-    prev_hash: str
     hash: str
+
+
+class StoredEvent(EventView):
+    """An event as stored, with its link in the stream's hash chain."""
+
+    prev_hash: str
 
 
 class StoredEventPage(BaseModel):
@@ -50,19 +55,9 @@ class StreamEvents(BaseModel):
     events: list[StoredEvent]
 
 
-class TimelineEvent(BaseModel):
-    position: int
-    recorded_at: str = Field(json_schema_extra={"format": "date-time"})
-    event_id: UUID
-    type: str
-    stream: Stream
-    version: int
-    occurred_at: str = Field(json_schema_extra={"format": "date-time"})
-    actor: Actor
-    source: str
-    data: dict[str, Any]
-    attributes: dict[str, Any]
-    hash: str
+class TimelineEvent(EventView):
+    """An event on a timeline: `corrected_by` names a counted correction of it."""
+
     corrected_by: UUID | None = None
 
 

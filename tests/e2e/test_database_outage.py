@@ -24,10 +24,8 @@ from ledger.application import Ledger
 from ledger.domain.errors import UnavailableError
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.settings import Settings
-from ledger.storage.database import Database
 from ledger.storage.keys import KeyStore
-from ledger.storage.migrate import migrate
-from tests.conftest import FrozenClock, bearer, envelope, pg_database
+from tests.conftest import FrozenClock, bearer, envelope
 from tests.support.proxy import PgProxy
 
 pytestmark = pytest.mark.postgres
@@ -47,26 +45,6 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
     start = time.monotonic()
     result = call()
     return result, time.monotonic() - start
-
-
-@pytest.fixture
-def proxy() -> Iterator[PgProxy]:
-    upstream = pg_database("unused")
-    with PgProxy(upstream.host, upstream.port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied(pg_schema: str, proxy: PgProxy, clock: FrozenClock) -> Iterator[Ledger]:
-    """A ledger whose every connection to PostgreSQL runs through the proxy."""
-    db = pg_database(pg_schema)
-    migrate(db)  # directly, not through the proxy
-    url = f"postgresql://{db.user}@127.0.0.1:{proxy.port}/{db.name}?schema={pg_schema}"
-    ledger = Ledger(Database.from_url(url), clock=clock, pool_size=2)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
 
 
 @pytest.fixture

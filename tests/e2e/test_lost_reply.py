@@ -9,7 +9,6 @@ second copy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -21,9 +20,7 @@ from ledger.api.app import create_app
 from ledger.application import AppendResult, Ledger
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.settings import Settings
-from ledger.storage.database import Database
 from ledger.storage.keys import KeyStore
-from ledger.storage.migrate import migrate
 from tests.conftest import FrozenClock, bearer, envelope, pg_database
 from tests.support.proxy import PgProxy
 
@@ -57,26 +54,6 @@ def stored_copies(schema: str, event_ids: list[str]) -> dict[str, tuple[int, int
             [event_ids],
         ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
-
-
-@pytest.fixture
-def proxy() -> Iterator[PgProxy]:
-    upstream = pg_database("unused")
-    with PgProxy(upstream.host, upstream.port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def proxied(pg_schema: str, proxy: PgProxy, clock: FrozenClock) -> Iterator[Ledger]:
-    """A ledger whose every connection to PostgreSQL runs through the proxy."""
-    db = pg_database(pg_schema)
-    migrate(db)  # directly, not through the proxy
-    url = f"postgresql://{db.user}@127.0.0.1:{proxy.port}/{db.name}?schema={pg_schema}"
-    ledger = Ledger(Database.from_url(url), clock=clock, pool_size=2)
-    try:
-        yield ledger
-    finally:
-        ledger.close()
 
 
 def append_with_lost_reply(
