@@ -31,7 +31,7 @@ from ledger.domain.events import EnvelopeBase
 from ledger.domain.stream import check_envelope, stream_uuid
 from ledger.storage.database import Database
 from ledger.storage.mapper import RecordMapper
-from ledger.storage.rows import IndexInsert, IndexRow, LedgerRecorder, StoredRow, format_time
+from ledger.storage.rows import IndexRow, LedgerRecorder, StoredRow, StreamType, format_time
 
 Clock = Callable[[], datetime]
 _Streams = dict[tuple[str, str], LedgerStream | None]
@@ -123,14 +123,14 @@ class Ledger(Application[UUID]):
                 check_envelope(record, now)
             except InvalidEventError as e:
                 raise InvalidEventError(prefix(i) + e.field, e.message) from None
-        digests = {r["event_id"]: content_digest(r) for r, _ in items}
-        event_ids = list(digests)
+        records = {r["event_id"]: r for r, _ in items}
+        event_ids = list(records)
         keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
         ids = {stream_uuid(t, i): (t, i) for t, i in keys}
         with _unavailable_on_outage():
             # What is already stored and the streams' events: one read before the write.
             found, stream_events = self.store.lookup_and_select_streams(event_ids, list(ids))
-            stored = self._check_stored(found, digests)
+            stored = self._check_stored(found, records)
             if len(stored) == len(event_ids):
                 return AppendResult(self._receipts(event_ids, stored), created=False, appended=0)
             if stored and not skip_stored:
@@ -141,17 +141,22 @@ class Ledger(Application[UUID]):
             todo = [(r, v) for r, v in items if r["event_id"] not in stored]
             loaded: _Streams | None = self._project(ids, stream_events)
             for _ in range(RACE_ATTEMPTS):
-                events, index_rows = self._decide(todo, digests, system=system, streams=loaded)
+                events, types = self._decide(todo, system=system, streams=loaded)
                 loaded = None  # a retry after a concurrent writer loads the streams again
                 stamps: list[datetime] = []
                 try:
                     # The event store directly: `Application.save` would collect the events
                     # again (with slow runtime protocol checks) for hooks the ledger leaves unused.
-                    recordings = self.events.put(events, index_rows=index_rows, stamps=stamps)
+                    recordings = self.events.put(
+                        events,
+                        event_ids=[e.record["event_id"] for e in events],
+                        stream_types=types,
+                        stamps=stamps,
+                    )
                 except IntegrityError:
                     # Either the reply to our COMMIT was lost and the library's retry hit our
                     # own rows, or a concurrent writer took an event_id or a version first.
-                    stored = self._stored(event_ids, digests)
+                    stored = self._stored(event_ids, records)
                     if len(stored) == len(event_ids):
                         return AppendResult(
                             self._receipts(event_ids, stored), created=False, appended=0
@@ -172,15 +177,19 @@ class Ledger(Application[UUID]):
                 )
         raise VersionConflictError("the streams kept changing under concurrent writers; retry")
 
-    def _stored(self, event_ids: list[str], digests: dict[str, str]) -> dict[str, IndexRow]:
+    def _stored(
+        self, event_ids: list[str], records: dict[str, dict[str, Any]]
+    ) -> dict[str, IndexRow]:
         """The requested event_ids already stored; 409 if one is stored with other content."""
-        return self._check_stored(self.store.lookup(event_ids), digests)
+        return self._check_stored(self.store.lookup(event_ids), records)
 
     @staticmethod
-    def _check_stored(found: list[IndexRow], digests: dict[str, str]) -> dict[str, IndexRow]:
+    def _check_stored(
+        found: list[IndexRow], records: dict[str, dict[str, Any]]
+    ) -> dict[str, IndexRow]:
         rows = {r.event_id: r for r in found}
         for event_id, row in rows.items():
-            if row.digest != digests[event_id]:
+            if content_digest(row.record()) != content_digest(records[event_id]):
                 raise EventIdConflictError(
                     f"event_id {event_id} is already stored with other content"
                 )
@@ -193,13 +202,12 @@ class Ledger(Application[UUID]):
     def _decide(
         self,
         items: Sequence[tuple[dict[str, Any], int | None]],
-        digests: dict[str, str],
         *,
         system: bool,
         streams: _Streams | None = None,
-    ) -> tuple[list[Any], list[IndexInsert]]:
+    ) -> tuple[list[Any], list[StreamType]]:
         """The events to store for `items`, decided on `streams` (at least the items' streams;
-        loaded here if None) and their `event_index` rows (`digests`: by event_id)."""
+        loaded here if None), and the (type, stream) pairs that are new to `stream_types`."""
         if streams is None:
             keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
             streams = self._load(keys)
@@ -212,6 +220,13 @@ class Ledger(Application[UUID]):
                     raise VersionConflictError(
                         f"{key[0]} {key[1]} is at version {current}, not {expected}"
                     )
+        known = {
+            (t, key[0], key[1])
+            for key, stream in streams.items()
+            if stream is not None
+            for t in stream.types.values()
+        }
+        types: dict[StreamType, None] = {}
         order: dict[str, int] = {}
         for i, (record, _) in enumerate(items):
             key = (record["stream"]["type"], record["stream"]["id"])
@@ -221,24 +236,14 @@ class Ledger(Application[UUID]):
             else:
                 stream.record(record, system=system)
             order[record["event_id"]] = i
+            pair = (record["type"], key[0], key[1])
+            if pair not in known:
+                types[pair] = None
         events: list[Any] = [
             e for s in streams.values() if s is not None for e in s.collect_events()
         ]
         events.sort(key=lambda e: order[e.record["event_id"]])
-        index_rows: list[IndexInsert] = [
-            (
-                e.record["event_id"],
-                e.originator_id,
-                e.originator_version,
-                e.record["stream"]["type"],
-                e.record["stream"]["id"],
-                e.record["type"],
-                digests[e.record["event_id"]],
-                e.record["hash"],
-            )
-            for e in events
-        ]
-        return events, index_rows
+        return events, list(types)
 
     def _load(self, keys: list[tuple[str, str]]) -> _Streams:
         ids = {stream_uuid(t, i): (t, i) for t, i in keys}

@@ -94,7 +94,11 @@ class KpiReads:
 
     def _events(self, event_ids: list[str], cut: int) -> list[dict[str, Any]]:
         streams = sorted(
-            {(r.stream_type, r.stream_id) for r in self.ledger.store.lookup(event_ids)}
+            {
+                (stream["type"], stream["id"])
+                for r in self.ledger.store.lookup(event_ids)
+                for stream in [r.record()["stream"]]
+            }
         )
         wanted = set(event_ids)
         facts = [

@@ -22,7 +22,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import PoolTimeout
 
-from ledger.storage.rows import IndexInsert, IndexRow, StoredRow
+from ledger.storage.rows import IndexRow, StoredRow, StreamType
 
 EVENTS_TABLE = "ledger_events"
 
@@ -75,6 +75,12 @@ def _stored_event(row: dict[str, Any]) -> StoredEvent:
     )
 
 
+def _index_row(row: dict[str, Any]) -> IndexRow:
+    return IndexRow(
+        row["event_id"], row["notification_id"], row["recorded_at"], bytes(row["state"])
+    )
+
+
 class DurabilityError(RuntimeError):
     """The database would not keep what it acknowledges."""
 
@@ -102,17 +108,29 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id, recorded_at"
         ).format(s=schema, e=events)
-        self._insert_index = SQL(
-            "INSERT INTO {s}.event_index (event_id, originator_id, originator_version, "
-            "stream_type, stream_id, type, digest, hash) "
-            "SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::bigint[], %b::text[], "
-            "%b::text[], %b::text[], %b::text[], %b::text[])"
+        # The positions come from the events' own insert (a data-modifying CTE), so the
+        # event_id index goes in with the events, in one statement and one round trip.
+        self._insert_events_and_ids = SQL(
+            "WITH e AS ({insert}), i AS (INSERT INTO {s}.event_ids (event_id, notification_id) "
+            "SELECT x.event_id, e.notification_id FROM e JOIN unnest(%b::uuid[], %b::uuid[], "
+            "%b::bigint[]) AS x (event_id, originator_id, originator_version) "
+            "ON x.originator_id = e.originator_id AND x.originator_version = e.originator_version) "
+            "SELECT notification_id, recorded_at FROM e ORDER BY notification_id"
+        ).format(
+            insert=SQL(
+                "INSERT INTO {s}.{e} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+                "RETURNING notification_id, recorded_at, originator_id, originator_version"
+            ).format(s=schema, e=events),
+            s=schema,
+        )
+        self._insert_types = SQL(
+            "INSERT INTO {s}.stream_types (type, stream_type, stream_id) "
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING"
         ).format(s=schema)
         self._lookup = SQL(
-            "SELECT i.event_id::text, i.digest, i.stream_type, i.stream_id, "
-            "i.originator_version, e.notification_id, e.recorded_at, i.hash "
-            "FROM {s}.event_index i JOIN {s}.{e} e ON e.originator_id = i.originator_id "
-            "AND e.originator_version = i.originator_version "
+            "SELECT i.event_id::text, e.notification_id, e.recorded_at, e.state "
+            "FROM {s}.event_ids i JOIN {s}.{e} e ON e.notification_id = i.notification_id "
             "WHERE i.event_id = ANY(%b::uuid[])"
         ).format(s=schema, e=events)
         self._select_streams = SQL(
@@ -146,25 +164,30 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         self._lock_table(curs)
         self._notify_channel(curs)
-        curs.execute(
-            self.insert_events_statement,
-            [
-                [s.originator_id for s in stored_events],
-                [s.originator_version for s in stored_events],
-                [s.topic for s in stored_events],
-                [s.state for s in stored_events],
-            ],
-            prepare=True,
-        )
-        index_rows: list[IndexInsert] = kwargs.get("index_rows") or []
-        if index_rows:
-            # Sent after the events, in the same pipeline and round trip: the library syncs the
-            # pipeline next. The events' own errors come first, and a duplicate event_id raises
-            # an IntegrityError there, which `Ledger.append` answers with the stored receipts.
-            # (Sent before the events, a failing index insert would abort the pipeline: the
-            # events would then fail as a retried OperationalError, PipelineAborted.)
-            columns = [list(c) for c in zip(*index_rows, strict=True)]
-            curs.connection.cursor().execute(self._insert_index, columns, prepare=True)
+        types: list[StreamType] = kwargs.get("stream_types") or []
+        if types:
+            # Before the events, in the same pipeline: it cannot fail (ON CONFLICT DO NOTHING),
+            # and the events' statement then comes last, whose rows the library fetches.
+            columns = [list(c) for c in zip(*types, strict=True)]
+            curs.connection.cursor().execute(self._insert_types, columns, prepare=True)
+        ids = [s.originator_id for s in stored_events]
+        versions = [s.originator_version for s in stored_events]
+        event_ids: list[str] = kwargs.get("event_ids") or []
+        if event_ids:
+            curs.execute(
+                self._insert_events_and_ids,
+                [
+                    ids, versions, [s.topic for s in stored_events],
+                    [s.state for s in stored_events], event_ids, ids, versions,
+                ],
+                prepare=True,
+            )  # fmt: skip
+        else:
+            curs.execute(
+                self.insert_events_statement,
+                [ids, versions, [s.topic for s in stored_events], [s.state for s in stored_events]],
+                prepare=True,
+            )
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -189,7 +212,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if not event_ids:
             return []
         rows = self._rows(self._lookup, [event_ids], prepare=False)  # see below
-        return [IndexRow(*r.values()) for r in rows]
+        return [_index_row(r) for r in rows]
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]:
         if not originator_ids:
@@ -217,7 +240,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 return index.fetchall(), streams.fetchall()
 
         index_rows, stream_rows = _retried(select)
-        return [IndexRow(*r.values()) for r in index_rows], [_stored_event(r) for r in stream_rows]
+        return [_index_row(r) for r in index_rows], [_stored_event(r) for r in stream_rows]
 
     def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]:
         return [
@@ -250,7 +273,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def streams_with(self, types: list[str]) -> list[tuple[str, str]]:
         rows = self._rows(
             SQL(
-                "SELECT DISTINCT stream_type, stream_id FROM {s}.event_index "
+                "SELECT DISTINCT stream_type, stream_id FROM {s}.stream_types "
                 "WHERE type = ANY(%s) ORDER BY stream_type, stream_id"
             ).format(s=Identifier(self.datastore.schema)),
             [types],

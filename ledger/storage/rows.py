@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import StoredEvent
 
 
@@ -21,25 +22,27 @@ def format_time(value: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class IndexRow:
-    """What the ledger knows of one stored `event_id`: its digest and its receipt."""
+    """One stored `event_id`: where it is in the feed, and the stored event."""
 
     event_id: str
-    digest: str
-    stream_type: str
-    stream_id: str
-    version: int
     position: int
     recorded_at: datetime
-    hash: str
+    state: bytes
+
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = orjson.loads(self.state)
+        return record
 
     def receipt(self) -> dict[str, Any]:
+        record = self.record()
+        stream = record["stream"]
         return {
             "event_id": self.event_id,
-            "stream": {"type": self.stream_type, "id": self.stream_id},
-            "version": self.version,
+            "stream": {"type": stream["type"], "id": stream["id"]},
+            "version": record["version"],
             "position": self.position,
             "recorded_at": format_time(self.recorded_at),
-            "hash": self.hash,
+            "hash": record["hash"],
         }
 
 
@@ -60,8 +63,8 @@ class StoredRow:
         return head + self.state[1:]
 
 
-# (event_id, originator_id, originator_version, stream_type, stream_id, type, digest, hash)
-IndexInsert = tuple[str, UUID, int, str, str, str, str, str]
+# (event type, stream type, stream id): a stream that holds an event of that type
+StreamType = tuple[str, str, str]
 
 
 class LedgerRecorder(Protocol):

@@ -23,7 +23,7 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
-from ledger.storage.rows import IndexInsert, IndexRow, StoredRow, format_time
+from ledger.storage.rows import IndexRow, StoredRow, StreamType, format_time
 
 EVENTS_TABLE = "ledger_events"
 
@@ -91,35 +91,49 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {t} (originator_id, originator_version, topic, state, recorded_at) "
             "VALUES (?, ?, ?, ?, ?)"
         )
-        self._last_stamp = f"SELECT recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1"
+        self._last_row = (
+            f"SELECT notification_id, recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1"
+        )
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # recorded_at is stamped here, inside the BEGIN IMMEDIATE transaction that makes this
-        # the only writer, as UTC text with microseconds; max() with the previous row keeps it
-        # non-decreasing along notification_id even if the wall clock steps back.
-        c.execute(self._last_stamp)
+        # BEGIN IMMEDIATE makes this the only writer, so the positions are the next ones after
+        # the last row (AUTOINCREMENT, and rows are never deleted: checked after the insert).
+        # recorded_at is stamped here, under that lock, as UTC text with microseconds, one
+        # stamp for the whole commit; max() with the previous row keeps it non-decreasing
+        # along notification_id even if the wall clock steps back.
+        c.execute(self._last_row)
         row = c.fetchone()
-        last = row[0] if row else ""
-        positions: list[int] = []
-        stamps: list[datetime] = kwargs.get("stamps", [])
-        for s in stored_events:
-            last = max(format_time(datetime.now(UTC)), last)
-            c.execute(
-                self.insert_events_statement,
+        start, last = (row[0], row[1]) if row else (0, "")
+        stamp = max(format_time(datetime.now(UTC)), last)
+        c.executemany(
+            self.insert_events_statement,
+            [
                 (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                 s.originator_version, s.topic, s.state, last),
-            )  # fmt: skip
-            positions.append(c.lastrowid)
-            stamps.append(datetime.fromisoformat(last))
-        rows: list[IndexInsert] = kwargs.get("index_rows") or []
-        if rows:
+                 s.originator_version, s.topic, s.state, stamp)
+                for s in stored_events
+            ],
+        )  # fmt: skip
+        positions = list(range(start + 1, start + 1 + len(stored_events)))
+        c.execute(self.select_max_notification_id_statement)
+        if positions and c.fetchone()[0] != positions[-1]:
+            raise RuntimeError("the positions of the inserted events are not contiguous")
+        event_ids: list[str] = kwargs.get("event_ids") or []
+        if event_ids:
             c.executemany(
-                "INSERT INTO event_index (event_id, originator_id, originator_version, "
-                "stream_type, stream_id, type, digest, hash) VALUES (?,?,?,?,?,?,?,?)",
-                [(r[0], r[1].hex, *r[2:]) for r in rows],
+                "INSERT INTO event_ids (event_id, notification_id) VALUES (?, ?)",
+                zip(event_ids, positions, strict=True),
             )
+        types: list[StreamType] = kwargs.get("stream_types") or []
+        if types:
+            c.executemany(
+                "INSERT OR IGNORE INTO stream_types (type, stream_type, stream_id) VALUES (?,?,?)",
+                types,
+            )
+        stamps: list[datetime] | None = kwargs.get("stamps")
+        if stamps is not None:
+            stamps.extend([datetime.fromisoformat(stamp)] * len(stored_events))
         return positions
 
     def select_notifications(
@@ -168,17 +182,12 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def _lookup(self, c: SQLiteCursor, event_ids: list[str]) -> list[IndexRow]:
         marks = ",".join("?" * len(event_ids))
         c.execute(
-            "SELECT i.event_id, i.digest, i.stream_type, i.stream_id, i.originator_version, "
-            f"e.notification_id AS position, e.recorded_at, i.hash FROM event_index i "
-            f"JOIN {self.events_table_name} e ON e.originator_id = i.originator_id "
-            "AND e.originator_version = i.originator_version "
+            "SELECT i.event_id, e.notification_id, e.recorded_at, e.state FROM event_ids i "
+            f"JOIN {self.events_table_name} e ON e.notification_id = i.notification_id "
             f"WHERE i.event_id IN ({marks})",
             event_ids,
         )
-        return [
-            IndexRow(r[0], r[1], r[2], r[3], r[4], r[5], _parse_stamp(r[6]), r[7])
-            for r in c.fetchall()
-        ]
+        return [IndexRow(r[0], r[1], _parse_stamp(r[2]), r[3]) for r in c.fetchall()]
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]:
         if not originator_ids:
@@ -246,7 +255,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         marks = ",".join("?" * len(types))
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT DISTINCT stream_type, stream_id FROM event_index "
+                "SELECT DISTINCT stream_type, stream_id FROM stream_types "
                 f"WHERE type IN ({marks}) ORDER BY stream_type, stream_id",
                 types,
             )

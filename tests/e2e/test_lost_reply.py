@@ -43,14 +43,13 @@ def direct(schema: str) -> psycopg.Connection[Any]:
 
 
 def stored_copies(schema: str, event_ids: list[str]) -> dict[str, tuple[int, int]]:
-    """event_id → (rows in event_index, rows in the events table), read past the proxy."""
+    """event_id → (rows in event_ids, rows in the events table), read past the proxy."""
     with direct(schema) as conn:
         rows = conn.execute(
             f"SELECT i.event_id::text, count(*) OVER (PARTITION BY i.event_id), "
             f"(SELECT count(*) FROM {schema}.ledger_events e "
-            f" WHERE e.originator_id = i.originator_id "
-            f" AND e.originator_version = i.originator_version) "
-            f"FROM {schema}.event_index i WHERE i.event_id = ANY(%s::uuid[])",
+            f" WHERE e.notification_id = i.notification_id) "
+            f"FROM {schema}.event_ids i WHERE i.event_id = ANY(%s::uuid[])",
             [event_ids],
         ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}

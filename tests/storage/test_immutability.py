@@ -21,9 +21,13 @@ STATEMENTS = {
         "UPDATE ledger_events SET topic = topic",
         "DELETE FROM ledger_events",
     ],
-    "event_index": [
-        "UPDATE event_index SET hash = 'x'",
-        "DELETE FROM event_index",
+    "event_ids": [
+        "UPDATE event_ids SET notification_id = notification_id + 1",
+        "DELETE FROM event_ids",
+    ],
+    "stream_types": [
+        "UPDATE stream_types SET type = 'x'",
+        "DELETE FROM stream_types",
     ],
     "api_keys": [
         "UPDATE api_keys SET role = 'admin'",
@@ -74,7 +78,7 @@ def test_postgresql_refuses_truncate_of_events_index_and_keys_even_for_the_owner
     if database.kind != "postgresql":
         pytest.skip("SQLite has no TRUNCATE")
     with owner_connection(database) as conn:
-        for table in ("ledger_events", "event_index", "api_keys"):
+        for table in ("ledger_events", "event_ids", "stream_types", "api_keys"):
             assert refused(conn, f"TRUNCATE {table}"), table
             assert refused(conn, f"TRUNCATE {table} CASCADE"), table
 
