@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from ledger.domain.chain import content_digest
 from ledger.domain.errors import (
     EventIdConflictError,
     InvalidEventError,
+    LedgerError,
     StreamNotFoundError,
     UnavailableError,
     VersionConflictError,
@@ -38,6 +41,7 @@ _Streams = dict[tuple[str, str], LedgerStream | None]
 MAX_BATCH = 1000
 # Appends without expected_version are retried when a concurrent writer took the next version.
 RACE_ATTEMPTS = 8
+STREAM_CACHE_SIZE = 4096  # streams whose latest state an append can decide on without a read
 
 
 def utc_now() -> datetime:
@@ -64,6 +68,43 @@ def _receipt(record: dict[str, Any], position: int, recorded_at: datetime) -> di
     }
 
 
+class StreamCache:
+    """The streams this process appended to last, as it left them: most appends then read
+    nothing before they write. Never trusted alone: a stream that moved on elsewhere makes
+    the insert fail on its unique (stream, version), and the ledger then reads it again.
+
+    A stream is taken out while an append decides on it (which changes it) and given back
+    only after that append is stored, so a failed append never leaves a changed stream here.
+    """
+
+    def __init__(self, size: int = STREAM_CACHE_SIZE) -> None:
+        self.size = size
+        self._streams: OrderedDict[tuple[str, str], LedgerStream] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, keys: Sequence[tuple[str, str]]) -> _Streams:
+        """The cached streams of `keys` (None: not held, taken to be new), taken out."""
+        with self._lock:
+            return {key: self._streams.pop(key, None) for key in keys}
+
+    def give(self, streams: _Streams) -> None:
+        """Keep `streams` after a stored append (a newer version already held wins)."""
+        with self._lock:
+            for key, stream in streams.items():
+                if stream is None:
+                    continue
+                held = self._streams.get(key)
+                if held is None or held.version < stream.version:
+                    self._streams[key] = stream
+                    self._streams.move_to_end(key)
+            while len(self._streams) > self.size:
+                self._streams.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._streams.clear()
+
+
 class Ledger(Application[UUID]):
     """Appends validated envelopes to their streams, atomically, with their hash chain."""
 
@@ -72,6 +113,7 @@ class Ledger(Application[UUID]):
     def __init__(self, database: Database, *, clock: Clock = utc_now, pool_size: int = 10):
         self.database = database
         self.clock = clock
+        self.streams = StreamCache()
         super().__init__(env=database.library_env(pool_size))
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -104,7 +146,15 @@ class Ledger(Application[UUID]):
         system: bool = False,
         skip_stored: bool = False,
     ) -> AppendResult:
-        """Append records (the sender's fields plus `source`) with their expected versions."""
+        """Append records (the sender's fields plus `source`) with their expected versions.
+
+        The decision is made on the streams as this process last wrote them (`StreamCache`;
+        a stream it does not hold is taken to be new) and checked by the database: a stream
+        that moved on elsewhere makes the insert fail on its unique version, a stored event_id
+        on its unique key. Then, and after any rule the decision broke on those assumptions,
+        the streams are read from the database and the decision is made again; what is
+        finally answered was decided on what is stored. An exact retry gets its receipts.
+        """
         if not items:
             raise InvalidEventError("events", "give at least one event")
         if len(items) > MAX_BATCH:
@@ -126,23 +176,28 @@ class Ledger(Application[UUID]):
         records = {r["event_id"]: r for r, _ in items}
         event_ids = list(records)
         keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
-        ids = {stream_uuid(t, i): (t, i) for t, i in keys}
+        todo = list(items)
         with _unavailable_on_outage():
-            # What is already stored and the streams' events: one read before the write.
-            found, stream_events = self.store.lookup_and_select_streams(event_ids, list(ids))
-            stored = self._check_stored(found, records)
-            if len(stored) == len(event_ids):
-                return AppendResult(self._receipts(event_ids, stored), created=False, appended=0)
-            if stored and not skip_stored:
-                raise EventIdConflictError(
-                    "some event_ids of this request are already stored and others are not: "
-                    "a batch is retried whole, with the same events"
-                )
-            todo = [(r, v) for r, v in items if r["event_id"] not in stored]
-            loaded: _Streams | None = self._project(ids, stream_events)
+            if skip_stored:  # a bulk import that resumes: leave out what is already stored
+                stored = self._stored(event_ids, records)
+                if len(stored) == len(event_ids):
+                    return AppendResult(
+                        self._receipts(event_ids, stored), created=False, appended=0
+                    )
+                todo = [(r, v) for r, v in items if r["event_id"] not in stored]
+            else:
+                stored = {}
+            streams, fresh = self.streams.take(keys), False
             for _ in range(RACE_ATTEMPTS):
-                events, types = self._decide(todo, system=system, streams=loaded)
-                loaded = None  # a retry after a concurrent writer loads the streams again
+                try:
+                    events, types = self._decide(todo, system=system, streams=streams)
+                except LedgerError:
+                    if not fresh:  # decided on what this process assumed: decide on the database
+                        streams, fresh = self._load(keys), True
+                        continue
+                    if not skip_stored and (retried := self._answer_retry(event_ids, records)):
+                        return retried
+                    raise
                 stamps: list[datetime] = []
                 try:
                     # The event store directly: `Application.save` would collect the events
@@ -154,19 +209,24 @@ class Ledger(Application[UUID]):
                         stamps=stamps,
                     )
                 except IntegrityError:
-                    # Either the reply to our COMMIT was lost and the library's retry hit our
-                    # own rows, or a concurrent writer took an event_id or a version first.
-                    stored = self._stored(event_ids, records)
-                    if len(stored) == len(event_ids):
-                        return AppendResult(
-                            self._receipts(event_ids, stored), created=False, appended=0
-                        )
+                    # A stored event_id (a retry, or the reply to our COMMIT was lost and the
+                    # library's retry hit our own rows), or a stream that moved on elsewhere.
+                    if skip_stored:  # another import stored some of them meanwhile
+                        stored = self._stored(event_ids, records)
+                        todo = [(r, v) for r, v in items if r["event_id"] not in stored]
+                        if not todo:
+                            found = self._receipts(event_ids, stored)
+                            return AppendResult(found, created=False, appended=0)
+                    elif (retried := self._answer_retry(event_ids, records)) is not None:
+                        return retried
                     if any(expected is not None for _, expected in todo):
                         raise VersionConflictError(
                             "another writer appended to the stream first: "
                             "expected_version no longer matches"
                         ) from None
+                    streams, fresh = self._load(keys), True
                     continue
+                self.streams.give(streams)
                 receipts = {k: r.receipt() for k, r in stored.items()}
                 for event, recording, stamp in zip(events, recordings, stamps, strict=True):
                     receipts[event.record["event_id"]] = _receipt(
@@ -176,6 +236,21 @@ class Ledger(Application[UUID]):
                     [receipts[i] for i in event_ids], created=True, appended=len(todo)
                 )
         raise VersionConflictError("the streams kept changing under concurrent writers; retry")
+
+    def _answer_retry(
+        self, event_ids: list[str], records: dict[str, dict[str, Any]]
+    ) -> AppendResult | None:
+        """The original receipts if every event is stored as sent (an exact retry); 409 if
+        some are stored with other content, or only some of them; None if none is stored."""
+        stored = self._stored(event_ids, records)
+        if len(stored) == len(event_ids):
+            return AppendResult(self._receipts(event_ids, stored), created=False, appended=0)
+        if stored:
+            raise EventIdConflictError(
+                "some event_ids of this request are already stored and others are not: "
+                "a batch is retried whole, with the same events"
+            )
+        return None
 
     def _stored(
         self, event_ids: list[str], records: dict[str, dict[str, Any]]
@@ -204,13 +279,10 @@ class Ledger(Application[UUID]):
         items: Sequence[tuple[dict[str, Any], int | None]],
         *,
         system: bool,
-        streams: _Streams | None = None,
+        streams: _Streams,
     ) -> tuple[list[Any], list[StreamType]]:
-        """The events to store for `items`, decided on `streams` (at least the items' streams;
-        loaded here if None), and the (type, stream) pairs that are new to `stream_types`."""
-        if streams is None:
-            keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
-            streams = self._load(keys)
+        """The events to store for `items`, decided on `streams` (the items' streams, None for
+        one taken to be new), and the (type, stream) pairs that are new to `stream_types`."""
         for record, expected in items:
             key = (record["stream"]["type"], record["stream"]["id"])
             if expected is not None:
