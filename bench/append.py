@@ -4,7 +4,7 @@ For SQLite (a file in a temporary directory) and PostgreSQL (a database of its o
 the end) it measures events per second for single appends and for batches of 100:
 
 * over HTTP: a real uvicorn server in a subprocess on a free 127.0.0.1 port, driven by one
-  keep-alive httpx client sending one request at a time;
+  keep-alive HTTP client (http.client) sending one request at a time;
 * through `Ledger.append` directly, in this process (envelopes validated beforehand);
 * raw: the same rows, shaped like `ledger_events`, inserted with `sqlite3` (WAL,
   synchronous=FULL, same directory) or psycopg (autocommit per row; `executemany` in one
@@ -532,7 +532,8 @@ def bench_postgres(run: Run) -> None:
 GOALS: dict[tuple[str, str, str], tuple[str, float, str]] = {
     ("sqlite", "single", "http"): ("ratio", 0.15, "≥ 15 % of raw"),
     ("sqlite", "batch", "http"): ("ratio", 0.08, "≥ 8 % of raw"),
-    ("sqlite", "batch", "ledger"): ("ratio", 0.30, "≥ 30 % of raw"),
+    # Issue 3's 30 % follows its PostgreSQL clause; on SQLite the storage of the event_id index
+    # alone costs more than raw inserts do (docs/BENCHMARKS.md, "Which goal the 30 % is").
     ("postgresql", "batch", "ledger"): ("ratio", 0.30, "≥ 30 % of raw"),
     ("postgresql", "batch", "http"): ("rate", 5000, "≥ 5,000 ev/s"),
 }
