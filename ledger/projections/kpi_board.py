@@ -16,7 +16,7 @@ instead. `kpis.Report` does the rest; `explain` still reads every row of the KPI
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,20 @@ COLUMNS = "kpi, department, person, entity, at, num, den, pending_until, label, 
 FIGURES = "kpi, department, person, entity, at, num, den, pending_until, label"
 OPEN = 2**63 - 1  # valid_to of a sum version still in force
 SUM_COLUMNS = "bucket, person, kpi, department, label, num, den, entities"
+# (column, PostgreSQL type) of the bulk writes (Views.insert_many / update_many)
+ROW_COLUMNS = [
+    ("row_key", "text"), ("valid_from", "bigint"), ("valid_to", "bigint"), ("unit", "text"),
+    ("kpi", "text"), ("department", "text"), ("person", "text"), ("entity", "text"),
+    ("at", "text"), ("num", "text"), ("den", "text"), ("pending_until", "text"),
+    ("label", "text"), ("refs", "text"), ("loose", "smallint"), ("depth", "smallint"),
+]  # fmt: skip
+SUM_KEY = [
+    ("bucket", "text"), ("person", "text"), ("kpi", "text"), ("department", "text"),
+    ("label", "text"), ("valid_from", "bigint"),
+]  # fmt: skip
+SUM_INSERT = [*SUM_KEY, ("valid_to", "bigint"), ("num", "text"), ("den", "text"),
+              ("entities", "bigint")]  # fmt: skip
+LINK_COLUMNS = [("batch_id", "text"), ("complaint_id", "text")]
 
 
 class KpiBoard:
@@ -70,11 +84,18 @@ class KpiBoard:
         last = facts[-1].position
         loaded: dict[Unit, list[Fact]] = {}
 
+        def preload(units: Iterable[Unit]) -> None:
+            """Read the streams of `units` not read yet, all in one query."""
+            missing = list(dict.fromkeys(u for u in units if u not in loaded))
+            if missing:
+                for unit, rows in self.ledger.streams_rows(missing).items():
+                    loaded[unit] = [Fact.from_row(r) for r in rows if r.position <= last]
+
         def stream(unit: Unit) -> list[Fact]:
-            if unit not in loaded:
-                rows = self.ledger.stream_rows(*unit)
-                loaded[unit] = [Fact.from_row(r) for r in rows if r.position <= last]
+            preload([unit])
             return loaded[unit]
+
+        preload(f.stream for f in facts)
 
         touched: dict[Unit, set[int]] = {}
         links: set[tuple[str, str]] = set()
@@ -96,6 +117,7 @@ class KpiBoard:
                     links.add((batch_id, f.stream[1]))
                     touched.setdefault(("batch", batch_id), set()).add(f.position)
         naming = self._links([u[1] for u in touched if u[0] == "batch"]) | links
+        preload([*touched, *(("complaint", c) for b, c in naming if ("batch", b) in touched)])
         contexts: dict[Unit, list[Fact]] = {}
         for batch_id, complaint_id in sorted(naming):
             if ("batch", batch_id) in touched:
@@ -124,44 +146,63 @@ class KpiBoard:
 
     def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None:
         touched, units, links, policies, trusted = gathered
-        for batch_id, complaint_id in links:
-            cursor.execute(
-                views.sql(
-                    "INSERT INTO {rm_kpi_links} (batch_id, complaint_id) VALUES (?, ?) "
-                    "ON CONFLICT DO NOTHING"
-                ),
-                [batch_id, complaint_id],
-            )
+        views.insert_many(
+            cursor, views.table("rm_kpi_links"), LINK_COLUMNS, links, conflict="DO NOTHING"
+        )
+        current = self._current(views, cursor, [f"{u[0]}/{u[1]}" for u in touched])
         deltas: dict[int, dict[SumKey, list[Any]]] = {}
+        versions = _Versions()
         for unit, positions in touched.items():
             facts_of, context = units[unit]
+            prefix = f"{unit[0]}/{unit[1]}"
             self._update(
-                views, cursor, unit, facts_of, context, positions, policies, trusted, deltas
-            )
+                prefix, facts_of, context, positions, policies, trusted, current.get(prefix, {}),
+                deltas, versions,
+            )  # fmt: skip
+        table = views.table("rm_kpi_rows")
+        views.update_many(
+            cursor, table, ("valid_to", "bigint"), [("row_key", "text")], versions.closes,
+            where="valid_to IS NULL",
+        )  # fmt: skip
+        views.insert_many(cursor, table, ROW_COLUMNS, versions.inserts)
         self._add(views, cursor, deltas)
+
+    @staticmethod
+    def _current(
+        views: Views, cursor: Any, prefixes: list[str]
+    ) -> dict[str, dict[str, tuple[Row, int | None]]]:
+        """The rows in force of each unit, by row key: the row and its depth if loose."""
+        current: dict[str, dict[str, tuple[Row, int | None]]] = {}
+        for i in range(0, len(prefixes), 500):
+            chunk = prefixes[i : i + 500]
+            cursor.execute(
+                views.sql(
+                    f"SELECT {COLUMNS}, loose, depth, unit FROM {{rm_kpi_rows}} "
+                    f"WHERE unit IN ({', '.join('?' * len(chunk))}) AND valid_to IS NULL"
+                ),
+                chunk,
+            )
+            for r in cursor.fetchall():
+                current.setdefault(r["unit"], {})[r["row_key"]] = (
+                    to_row(r),
+                    r["depth"] if r["loose"] else None,
+                )
+        return current
 
     def _update(
         self,
-        views: Views,
-        cursor: Any,
-        unit: Unit,
+        prefix: str,
         facts: list[Fact],
         context: list[Fact],
         positions: set[int],
         policies: list[Fact],
         trusted: frozenset[str],
+        current: dict[str, tuple[Row, int | None]],
         deltas: dict[int, dict[SumKey, list[Any]]],
+        versions: _Versions,
     ) -> None:
-        prefix = f"{unit[0]}/{unit[1]}"
-        cursor.execute(
-            views.sql(
-                f"SELECT {COLUMNS}, loose, depth FROM {{rm_kpi_rows}} "
-                "WHERE unit = ? AND valid_to IS NULL"
-            ),
-            [prefix],
-        )
-        found = cursor.fetchall()
-        current = {r["row_key"]: (to_row(r), r["depth"] if r["loose"] else None) for r in found}
+        """Recompute one unit's rows at each of its positions in the page; note the versions
+        that change and the sums' deltas."""
         sums, _ = contribution([row for row, _ in current.values()])
         for position in sorted(positions):
             history = PolicyHistory([f for f in policies if f.position <= position])
@@ -176,32 +217,12 @@ class KpiBoard:
                 changes(deltas.setdefault(position, {}), sums, new_sums)
                 sums = new_sums
             new = {f"{prefix}|{r.key}": (r, loose.get(r.key)) for r in rows}
-            for key, row in current.items():
-                if new.get(key) != row:
-                    cursor.execute(
-                        views.sql(
-                            "UPDATE {rm_kpi_rows} SET valid_to = ? "
-                            "WHERE row_key = ? AND valid_to IS NULL"
-                        ),
-                        [position, key],
-                    )
-            inserts = [
-                [key, position, prefix, row.kpi, row.department, row.person, row.entity,
-                 row.at, str(row.num), str(row.den), row.pending_until, row.label,
-                 orjson.dumps([row.num_refs, row.den_refs]).decode(), int(depth is not None),
-                 depth or 0]
-                for key, (row, depth) in new.items()
-                if current.get(key) != (row, depth)
-            ]  # fmt: skip
-            if inserts:
-                cursor.executemany(
-                    views.sql(
-                        "INSERT INTO {rm_kpi_rows} (row_key, valid_from, valid_to, unit, kpi, "
-                        "department, person, entity, at, num, den, pending_until, label, refs, "
-                        "loose, depth) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    ),
-                    inserts,
-                )
+            for key, held in current.items():
+                if new.get(key) != held:
+                    versions.close(key, position)
+            for key, (row, depth) in new.items():
+                if current.get(key) != (row, depth):
+                    versions.open(key, position, prefix, row, depth)
             current = new
 
     def _add(self, views: Views, cursor: Any, deltas: dict[int, dict[SumKey, list[Any]]]) -> None:
@@ -215,13 +236,15 @@ class KpiBoard:
             return
         table = views.table("rm_kpi_sums")
         totals: dict[SumKey, tuple[Sum, int]] = {}  # the open version: its sum and valid_from
-        for bucket, person in sorted({key[:2] for key in changes}):
+        pairs = sorted({key[:2] for key in changes})
+        for i in range(0, len(pairs), 250):
+            chunk = pairs[i : i + 250]
             cursor.execute(
                 views.sql(
-                    f"SELECT {SUM_COLUMNS}, valid_from FROM {table} "
-                    "WHERE bucket = ? AND person = ? AND valid_to = ?"
+                    f"SELECT {SUM_COLUMNS}, valid_from FROM {table} WHERE valid_to = ? "
+                    f"AND (bucket, person) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
                 ),
-                [bucket, person, OPEN],
+                [OPEN, *(v for pair in chunk for v in pair)],
             )
             for r in cursor.fetchall():
                 key = (r["bucket"], r["person"], r["kpi"], r["department"], r["label"])
@@ -239,22 +262,36 @@ class KpiBoard:
                 if n:
                     until = steps[i + 1][0] if i + 1 < len(steps) else OPEN
                     inserts.append([*key, position, until, str(num), str(den), n])
-        if closes:
-            cursor.executemany(
-                views.sql(
-                    f"UPDATE {table} SET valid_to = ? WHERE bucket = ? AND person = ? AND kpi = ? "
-                    "AND department = ? AND label = ? AND valid_from = ?"
-                ),
-                closes,
-            )
-        if inserts:
-            cursor.executemany(
-                views.sql(
-                    f"INSERT INTO {table} (bucket, person, kpi, department, label, valid_from, "
-                    "valid_to, num, den, entities) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ),
-                inserts,
-            )
+        views.update_many(cursor, table, ("valid_to", "bigint"), SUM_KEY, closes)
+        views.insert_many(cursor, table, SUM_INSERT, inserts)
+
+
+class _Versions:
+    """The row versions a page closes and opens, written in two statements at its end.
+
+    A version opened and closed within the page is inserted with its valid_to; only versions
+    stored before the page are closed by an UPDATE."""
+
+    def __init__(self) -> None:
+        self.closes: list[list[Any]] = []  # [valid_to, row_key]
+        self.inserts: list[list[Any]] = []  # in ROW_COLUMNS order
+        self._open: dict[str, int] = {}  # row_key → index in inserts of its open version
+
+    def close(self, key: str, position: int) -> None:
+        index = self._open.pop(key, None)
+        if index is None:
+            self.closes.append([position, key])
+        else:
+            self.inserts[index][2] = position
+
+    def open(self, key: str, position: int, prefix: str, row: Row, depth: int | None) -> None:
+        self._open[key] = len(self.inserts)
+        self.inserts.append(
+            [key, position, None, prefix, row.kpi, row.department, row.person, row.entity,
+             row.at, str(row.num), str(row.den), row.pending_until, row.label,
+             orjson.dumps([row.num_refs, row.den_refs]).decode(), int(depth is not None),
+             depth or 0]
+        )  # fmt: skip
 
 
 def to_row(r: Any) -> Row:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,65 @@ class Views:
     def transaction(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
+
+    def insert_many(
+        self,
+        cursor: Any,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        conflict: str = "",
+    ) -> None:
+        """Insert `rows` into `table`; `columns` are (name, PostgreSQL type) pairs; `conflict`
+        an ON CONFLICT action such as "DO NOTHING".
+
+        SQLite runs in process: `executemany`. PostgreSQL gets one statement whose columns are
+        typed arrays (`unnest`): one execution on the server instead of one per row.
+        """
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        on = f" ON CONFLICT {conflict}" if conflict else ""
+        if self.kind == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){on}", rows)
+            return
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in columns)
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){on}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
+    def update_many(
+        self,
+        cursor: Any,
+        table: str,
+        column: tuple[str, str],
+        keys: Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        where: str = "",
+    ) -> None:
+        """Set `column` to each row's first value where `keys` equal the row's other values
+        (and `where` holds, written against the table's own columns). Each row must match a
+        different set of table rows."""
+        if not rows:
+            return
+        if self.kind == "sqlite":
+            match = " AND ".join(f"{name} = ?" for name, _ in keys)
+            extra = f" AND {where}" if where else ""
+            cursor.executemany(f"UPDATE {table} SET {column[0]} = ? WHERE {match}{extra}", rows)
+            return
+        everything = [column, *keys]
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in everything)
+        names = ", ".join(f"v_{name}" for name, _ in everything)
+        match = " AND ".join(f"t.{name} = v.v_{name}" for name, _ in keys)
+        extra = f" AND t.{where}" if where else ""
+        cursor.execute(
+            f"UPDATE {table} AS t SET {column[0]} = v.v_{column[0]} "
+            f"FROM unnest({arrays}) AS v ({names}) WHERE {match}{extra}",
+            [list(values) for values in zip(*rows, strict=True)],
+        )
 
     def track(self, cursor: Any, name: str, position: int) -> None:
         """Record `position` for read model `name` in the view's transaction (exactly once:
