@@ -195,9 +195,21 @@ class Ledger(Application[UUID]):
                     if not fresh:  # decided on what this process assumed: decide on the database
                         streams, fresh = self._load(keys), True
                         continue
-                    if not skip_stored and (retried := self._answer_retry(event_ids, records)):
-                        return retried
-                    raise
+                    if not skip_stored:
+                        if retried := self._answer_retry(event_ids, records):
+                            return retried
+                        raise
+                    # Another import may have stored some of them since `stored` was read.
+                    now_stored = self._stored(event_ids, records)
+                    if now_stored.keys() <= stored.keys():
+                        raise
+                    stored = now_stored
+                    todo = [(r, v) for r, v in items if r["event_id"] not in stored]
+                    if not todo:
+                        found = self._receipts(event_ids, stored)
+                        return AppendResult(found, created=False, appended=0)
+                    streams = self._load(keys)
+                    continue
                 stamps: list[datetime] = []
                 try:
                     # The event store directly: `Application.save` would collect the events
@@ -219,11 +231,9 @@ class Ledger(Application[UUID]):
                             return AppendResult(found, created=False, appended=0)
                     elif (retried := self._answer_retry(event_ids, records)) is not None:
                         return retried
-                    if any(expected is not None for _, expected in todo):
-                        raise VersionConflictError(
-                            "another writer appended to the stream first: "
-                            "expected_version no longer matches"
-                        ) from None
+                    # Decide again on what is stored: an expected_version that no longer
+                    # matches is answered there, and a stream merely assumed new or held
+                    # stale (any stream of a batch) is not mistaken for one.
                     streams, fresh = self._load(keys), True
                     continue
                 self.streams.give(streams)

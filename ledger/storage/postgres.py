@@ -195,7 +195,8 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         rows = curs.fetchall()
         stamps: list[datetime] | None = kwargs.get("stamps")
         if stamps is not None:
-            stamps.extend(r["recorded_at"] for r in rows)
+            # Replaced, not extended: a try whose COMMIT failed may have filled it already.
+            stamps[:] = [r["recorded_at"] for r in rows]
         return [r["notification_id"] for r in rows]
 
     def _rows(

@@ -3,6 +3,10 @@
 -- commit write three times the pages of the events alone. `stream_types` answers "which
 -- streams hold an event of type T" with one row per (type, stream), not one per event.
 -- depends: 0006.kpi-rows
+
+-- Writers of the previous version may still be running: keep them out until the copy is
+-- done (in the order they lock: the events first), so no event_id is left behind.
+LOCK TABLE ledger_events, event_index IN EXCLUSIVE MODE;
 CREATE TABLE event_ids (
     event_id uuid PRIMARY KEY,
     notification_id bigint NOT NULL

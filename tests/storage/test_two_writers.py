@@ -35,24 +35,41 @@ def writers(database: Database) -> Iterator[tuple[Ledger, Ledger]]:
         second.close()
 
 
-def send(ledger: Ledger, stream: str, opening: bool, expected: int | None) -> Any:
-    event_type = "batch.registered" if opening else "inspection.recorded"
-    extra: dict[str, Any] = {} if expected is None else {"expected_version": expected}
-    model = ADAPTER.validate_python(envelope(event_type, stream, **extra))
+Item = tuple[int, bool, int | None]  # (which stream, an opening event?, expected_version)
+
+
+def send(ledger: Ledger, streams: list[str], items: list[Item]) -> Any:
+    """Append `items` as one request: their versions, or which error answered it."""
+    models = []
+    for s, opening, expected in items:
+        event_type = "batch.registered" if opening else "inspection.recorded"
+        extra: dict[str, Any] = {} if expected is None else {"expected_version": expected}
+        models.append(ADAPTER.validate_python(envelope(event_type, streams[s], **extra)))
     try:
-        return ledger.append([model], source="test").receipts[0]["version"]
+        return [r["version"] for r in ledger.append(models, source="test").receipts]
     except VersionConflictError:
         return "version conflict"
     except StreamRuleError:
         return "rule"
 
 
+def expected_answer(versions: list[int], items: list[Item]) -> Any:
+    """What a ledger that read the database first answers (expected versions are checked
+    before the stream rules, each in the order of the request)."""
+    if any(e is not None and e != versions[s] for s, _, e in items):
+        return "version conflict"
+    if any(opening != (versions[s] == 0) for s, opening, _ in items):
+        return "rule"
+    return [versions[s] + 1 for s, _, _ in items]
+
+
+item = st.tuples(st.integers(0, 1), st.booleans(), st.none() | st.integers(0, 4))
 operations = st.lists(
     st.tuples(
         st.integers(0, 1),  # which writer
-        st.integers(0, 1),  # which stream
-        st.booleans(),  # an opening event (batch.registered) or the next one
-        st.none() | st.integers(0, 4),  # expected_version
+        # one event, or a batch with one event on each stream
+        item.map(lambda i: [i])
+        | st.tuples(item, item).map(lambda p: [(0, *p[0][1:]), (1, *p[1][1:])]),
     ),
     min_size=1,
     max_size=25,
@@ -66,25 +83,38 @@ operations = st.lists(
 )
 @given(ops=operations)
 def test_two_writers_are_answered_as_if_each_read_the_database_first(
-    writers: tuple[Ledger, Ledger], ops: list[tuple[int, int, bool, int | None]]
+    writers: tuple[Ledger, Ledger], ops: list[tuple[int, list[Item]]]
 ) -> None:
     streams = [f"B-{uuid.uuid4().hex[:12]}" for _ in range(2)]
     versions = [0, 0]
-    for writer, s, opening, expected in ops:
-        answer = send(writers[writer], streams[s], opening, expected)
-        current = versions[s]
-        if expected is not None and expected != current:
-            assert answer == "version conflict"
-        elif opening != (current == 0):
-            assert answer == "rule"
-        else:
-            versions[s] += 1
-            assert answer == versions[s]
+    for writer, items in ops:
+        answer = send(writers[writer], streams, items)
+        assert answer == expected_answer(versions, items)
+        if isinstance(answer, list):
+            for s, _, _ in items:
+                versions[s] += 1
     for s, stream in enumerate(streams):
         rows = writers[0].stream_rows("batch", stream)
         records = [orjson.loads(r.state) for r in rows]
         assert [r["version"] for r in records] == list(range(1, versions[s] + 1))
         assert verify_stream(records) is None
+
+
+def test_a_batch_with_a_stream_the_writer_never_saw_is_decided_on_the_database(
+    writers: tuple[Ledger, Ledger],
+) -> None:
+    first, second = writers
+    first.append([ADAPTER.validate_python(envelope("batch.registered", "B1"))], source="t")
+    first.append([ADAPTER.validate_python(envelope("target.set", "P1"))], source="t")
+    next_one = envelope("inspection.recorded", "B1", expected_version=1)
+    second.append([ADAPTER.validate_python(next_one)], source="t")
+    # second holds B1 at version 2 and has never seen plan P1, which it takes to be new
+    batch = [
+        envelope("inspection.recorded", "B1", expected_version=2),
+        envelope("target.set", "P1"),
+    ]
+    result = second.append([ADAPTER.validate_python(e) for e in batch], source="t")
+    assert [r["version"] for r in result.receipts] == [3, 2]
 
 
 def test_an_exact_retry_through_the_other_writer_gets_the_original_receipt(
@@ -102,3 +132,23 @@ def test_an_exact_retry_through_the_other_writer_gets_the_original_receipt(
     assert first.append([nxt], source="test").receipts == stored  # first held version 1
     last = ADAPTER.validate_python(envelope("inspection.recorded", "B-retry"))
     assert first.append([last], source="test").receipts[0]["version"] == 3
+
+
+def test_an_import_skips_what_another_import_stored_while_it_decided(
+    writers: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = writers
+    first.append([ADAPTER.validate_python(envelope("complaint.filed", "C1"))], source="import")
+    close = ADAPTER.validate_python(envelope("complaint.closed", "C1"))
+    load = second._load
+
+    def load_after_the_other_import(keys: list[tuple[str, str]]) -> Any:
+        # the other import stores the same event between second's lookup and its read
+        monkeypatch.setattr(second, "_load", load)
+        first.append([close], source="import", skip_stored=True)
+        return load(keys)
+
+    monkeypatch.setattr(second, "_load", load_after_the_other_import)
+    result = second.append([close], source="import", skip_stored=True)
+    assert (result.created, result.appended) == (False, 0)
+    assert result.receipts[0]["version"] == 2
