@@ -51,6 +51,7 @@ SUM_KEY = [
 SUM_INSERT = [*SUM_KEY, ("valid_to", "bigint"), ("num", "text"), ("den", "text"),
               ("entities", "bigint")]  # fmt: skip
 LINK_COLUMNS = [("batch_id", "text"), ("complaint_id", "text")]
+SUM_KEY_NAMES = ("bucket", "person", "kpi", "department", "label")
 
 
 class KpiBoard:
@@ -71,6 +72,7 @@ class KpiBoard:
         cursor.execute(views.sql("DELETE FROM {rm_kpi_rows}"))
         cursor.execute(views.sql("DELETE FROM {rm_kpi_links}"))
         cursor.execute(views.sql(f"DELETE FROM {views.table('rm_kpi_sums')}"))
+        cursor.execute(views.sql(f"DELETE FROM {views.table('rm_kpi_sum_keys')}"))
 
     def _policy_facts(self, upto: int) -> list[Fact]:
         if self._policies is None:
@@ -252,10 +254,13 @@ class KpiBoard:
                     totals[key] = (_sum(r), r["valid_from"])
         closes: list[list[Any]] = []
         inserts: list[list[Any]] = []
+        new_keys: list[SumKey] = []
         for key, steps in changes.items():
             opened = totals.get(key)
             if opened is not None:
                 closes.append([steps[0][0], *key, opened[1]])
+            else:
+                new_keys.append(key)  # or one whose sum was empty for a while: kept once
             num, den, n = opened[0] if opened is not None else (0, 0, 0)
             for i, (position, (dnum, dden, dn)) in enumerate(steps):
                 num, den, n = num + dnum, den + dden, n + dn
@@ -264,6 +269,9 @@ class KpiBoard:
                     inserts.append([*key, position, until, str(num), str(den), n])
         views.update_many(cursor, table, ("valid_to", "bigint"), SUM_KEY, closes)
         views.insert_many(cursor, table, SUM_INSERT, inserts)
+        views.insert_many(
+            cursor, views.table("rm_kpi_sum_keys"), SUM_KEY[:5], new_keys, conflict="DO NOTHING"
+        )
 
 
 class _Versions:
@@ -309,11 +317,14 @@ def _sum(r: Any) -> Sum:
 class StoredLoader:
     """The read model's sums and rows counted at position `cut`, for a report's periods."""
 
-    def __init__(self, views: Views, cut: int, tz: Any, person: str | None) -> None:
+    def __init__(
+        self, views: Views, cut: int, tz: Any, person: str | None, *, latest: bool = True
+    ) -> None:
         self.views = views
         self.cut = cut
         self.tz = tz
         self.person = person
+        self.latest = latest  # the cut is the last position (or close to it): a live read
 
     def rows(self, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
         """Every row of the period, as `kpis.RowsLoader` selects them."""
@@ -326,13 +337,33 @@ class StoredLoader:
         if buckets is None:
             return Parts({}, self.rows(period, kpis))
         table = self.views.table("rm_kpi_sums")
-        sql = (
-            f"SELECT {SUM_COLUMNS} FROM {table} WHERE person = ? "
-            f"AND bucket IN ({', '.join('?' * len(buckets))}) AND valid_to > ? AND valid_from <= ?"
-        )
-        params: list[Any] = [self.person or "", *(p.bucket for p in buckets), self.cut, self.cut]
+        marks = ", ".join("?" * len(buckets))
+        if self.latest:
+            # The versions in force now: the open ones, at the end of each bucket's range of
+            # rm_kpi_sums_open (and any closed by appends since the cut).
+            sql = (
+                f"SELECT {SUM_COLUMNS} FROM {table} WHERE person = ? "
+                f"AND bucket IN ({marks}) AND valid_to > ? AND valid_from <= ?"
+            )
+            params: list[Any] = [self.person or "", *(p.bucket for p in buckets), self.cut]
+            params.append(self.cut)
+            kpi_column = "kpi"
+        else:
+            # As of an earlier cut, most versions of a busy bucket were closed after it: look
+            # up each key's version in force at the cut on the primary key instead.
+            keys = self.views.table("rm_kpi_sum_keys")
+            same = " AND ".join(f"m.{c} = k.{c}" for c in SUM_KEY_NAMES)
+            join = " AND ".join(f"s.{c} = k.{c}" for c in SUM_KEY_NAMES)
+            columns = ", ".join(f"s.{c.strip()}" for c in SUM_COLUMNS.split(","))
+            sql = (
+                f"SELECT {columns} FROM {keys} k JOIN {table} s ON {join} AND s.valid_from = "
+                f"(SELECT max(m.valid_from) FROM {table} m WHERE {same} AND m.valid_from <= ?) "
+                f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
+            )
+            params = [self.cut, self.person or "", *(p.bucket for p in buckets), self.cut]
+            kpi_column = "k.kpi"
         if kpis is not None:
-            sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
+            sql += f" AND {kpi_column} IN ({', '.join('?' * len(kpis))})"
             params += list(kpis)
         sums: dict[tuple[str, str, str, str], list[Any]] = {}
         with self.views.transaction(commit=False) as cursor:
@@ -401,6 +432,10 @@ class StoredLoader:
         return [to_row(r) for r in cursor.fetchall()]
 
 
-def stored_loader(views: Views, cut: int, tz: Any, person: str | None = None) -> Loader:
-    """Select what is counted at position `cut` in a period's window, as `rows_loader` does."""
-    return StoredLoader(views, cut, tz, person)
+def stored_loader(
+    views: Views, cut: int, tz: Any, person: str | None = None, *, latest: bool = True
+) -> Loader:
+    """Select what is counted at position `cut` in a period's window, as `rows_loader` does
+    (`latest`: the cut is the ledger's last position, as for a read that is not as of a time;
+    either way gives the same figures, each faster for its own kind of cut)."""
+    return StoredLoader(views, cut, tz, person, latest=latest)

@@ -39,7 +39,7 @@ class KpiReads:
             for r in self.ledger.stream_rows(*key)
             if r.position <= cut
         ]
-        load = stored_loader(self.projections.views, cut, self.tz, person)
+        load = stored_loader(self.projections.views, cut, self.tz, person, latest=as_of is None)
         return Report(load, plans, as_of or self.now, person=person), cut
 
     def departments(

@@ -1,0 +1,15 @@
+-- Every key that ever had a sum version, per bucket and person: an as-of read looks up, for
+-- each key, the one version in force at its cut (the latest valid_from at or before it, an
+-- index seek on rm_kpi_sums' primary key) instead of scanning every version closed after the
+-- cut, which for a month's core bucket can be most of the month's events.
+-- depends: 0007.slim-event-index
+CREATE TABLE rm_kpi_sum_keys (
+    bucket text NOT NULL,
+    person text NOT NULL,
+    kpi text NOT NULL,
+    department text NOT NULL,
+    label text NOT NULL,
+    PRIMARY KEY (bucket, person, kpi, department, label)
+);
+INSERT INTO rm_kpi_sum_keys (bucket, person, kpi, department, label)
+SELECT DISTINCT bucket, person, kpi, department, label FROM rm_kpi_sums;
