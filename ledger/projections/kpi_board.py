@@ -353,13 +353,20 @@ class StoredLoader:
             # up each key's version in force at the cut on the primary key instead.
             keys = self.views.table("rm_kpi_sum_keys")
             same = " AND ".join(f"m.{c} = k.{c}" for c in SUM_KEY_NAMES)
-            join = " AND ".join(f"s.{c} = k.{c}" for c in SUM_KEY_NAMES)
             columns = ", ".join(f"s.{c.strip()}" for c in SUM_COLUMNS.split(","))
-            sql = (
-                f"SELECT {columns} FROM {keys} k JOIN {table} s ON {join} AND s.valid_from = "
-                f"(SELECT max(m.valid_from) FROM {table} m WHERE {same} AND m.valid_from <= ?) "
-                f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
-            )
+            latest = f"FROM {table} m WHERE {same} AND m.valid_from <= ? ORDER BY m.valid_from DESC"
+            if self.views.kind == "postgresql":
+                sql = (
+                    f"SELECT {columns} FROM {keys} k CROSS JOIN LATERAL "
+                    f"(SELECT m.* {latest} LIMIT 1) s "
+                    f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
+                )
+            else:  # no LATERAL: the version's rowid, found by the same seek
+                sql = (
+                    f"SELECT {columns} FROM {keys} k JOIN {table} s "
+                    f"ON s.rowid = (SELECT m.rowid {latest} LIMIT 1) "
+                    f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
+                )
             params = [self.cut, self.person or "", *(p.bucket for p in buckets), self.cut]
             kpi_column = "k.kpi"
         if kpis is not None:
@@ -367,13 +374,13 @@ class StoredLoader:
             params += list(kpis)
         sums: dict[tuple[str, str, str, str], list[Any]] = {}
         with self.views.transaction(commit=False) as cursor:
-            cursor.execute(self.views.sql(sql), params)
-            for r in cursor.fetchall():
-                num, den, n = _sum(r)
-                s = sums.setdefault((r["kpi"], r["department"], r["person"], r["label"]), [0, 0, 0])
-                s[0] += num
-                s[1] += den
-                s[2] += n
+            for _, person, kpi, department, label, num, den, n in self.views.select(
+                cursor, self.views.sql(sql), params
+            ):
+                s = sums.setdefault((kpi, department, person, label), [0, 0, 0])
+                s[0] += parse(num)
+                s[1] += parse(den)
+                s[2] += int(n)
             rows = self._loose(cursor, buckets, kpis)
         added: Sums = {k: (v[0], v[1], v[2]) for k, v in sums.items()}
         return Parts(added, rows)
@@ -393,10 +400,16 @@ class StoredLoader:
         # rm_kpi_rows_loose (not by time: the closed versions of a period outnumber the rest;
         # SQLite's planner, without statistics, needs `+at` to see it)
         closed = "+at" if self.views.kind == "sqlite" else "at"
-        for version, at, bound in (("IS NULL", "at", []), ("> ?", closed, [self.cut])):
+        branches: tuple[tuple[str, str, list[Any]], ...] = (
+            (("valid_to IS NULL", "at", []), ("valid_to > ?", closed, [self.cut]))
+            if self.latest
+            # as of an earlier cut: the period's own loose versions (rm_kpi_rows_loose_at)
+            else (("(valid_to IS NULL OR valid_to > ?)", "at", [self.cut]),)
+        )
+        for version, at, bound in branches:
             for start, end, depth in runs:
                 sql = (
-                    f"SELECT {FIGURES} FROM {{rm_kpi_rows}} WHERE loose = 1 AND valid_to {version} "
+                    f"SELECT {FIGURES} FROM {{rm_kpi_rows}} WHERE loose = 1 AND {version} "
                     f"AND depth IN ({', '.join('?' * depth)}) AND {at} >= ? AND {at} < ? "
                     "AND valid_from <= ?"
                 )
@@ -408,12 +421,18 @@ class StoredLoader:
                     sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
                     params += list(kpis)
                 selects.append(sql)
-        cursor.execute(self.views.sql(" UNION ALL ".join(selects)), params)
-        return [
-            Row("", r["kpi"], r["department"], r["person"], r["entity"], r["at"],
-                Decimal(r["num"]), Decimal(r["den"]), r["pending_until"], r["label"])
-            for r in cursor.fetchall()
-        ]  # fmt: skip
+        found = self.views.select(cursor, self.views.sql(" UNION ALL ".join(selects)), params)
+        decimals: dict[str, Decimal] = {}  # the same few numbers recur: parse each once
+        rows = []
+        for kpi, department, person, entity, at, num, den, pending_until, label in found:
+            n = decimals.get(num)
+            if n is None:
+                n = decimals[num] = Decimal(num)
+            d = decimals.get(den)
+            if d is None:
+                d = decimals[den] = Decimal(den)
+            rows.append(Row("", kpi, department, person, entity, at, n, d, pending_until, label))
+        return rows
 
     def _rows(self, cursor: Any, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
         start, end = period.window(self.tz)

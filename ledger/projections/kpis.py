@@ -172,8 +172,9 @@ def rows_loader(rows: list[Row], tz: ZoneInfo) -> Loader:
 
 @dataclass
 class Tally:
-    num: Fraction = Fraction(0)
-    den: Fraction = Fraction(0)
+    # exact: an int while every part is whole (int arithmetic is several times Fraction's)
+    num: Fraction | int = 0
+    den: Fraction | int = 0
     num_refs: list[str] = field(default_factory=list)
     den_refs: list[str] = field(default_factory=list)
 
@@ -184,9 +185,11 @@ def counted(rows: Iterable[Row], now: str) -> list[Row]:
 
 
 @lru_cache(maxsize=65536)
-def fraction(value: Decimal) -> Fraction:
-    """Fraction(value), remembered: the same few values (0, 1, sample sizes) recur."""
-    return Fraction(value)
+def fraction(value: Decimal) -> Fraction | int:
+    """`value` exactly: an int when whole, else a Fraction; remembered, as the same few values
+    (0, 1, sample sizes) recur."""
+    whole = int(value)
+    return whole if whole == value else Fraction(value)
 
 
 def per_entity(rows: Iterable[Row], *, by_person: bool) -> dict[tuple[str, str, str, str], Tally]:
@@ -319,7 +322,7 @@ class Plans:
         )
 
 
-def shown(value: Fraction | Decimal | None) -> Decimal | None:
+def shown(value: Fraction | Decimal | int | None) -> Decimal | None:
     """How a figure is shown: rounded half-even to 6 decimal places, no trailing zeros."""
     if value is None:
         return None
@@ -380,7 +383,7 @@ class Report:
         t = figures.get(department, self.person or "", kpi)
         if kpi in SUMS:
             return t.num, t.num, None
-        return (t.num / t.den if t.den else None), t.num, t.den
+        return (Fraction(t.num) / t.den if t.den else None), t.num, t.den
 
     def kpi(self, kpi: str, department: str, period: Period) -> dict[str, Any]:
         """One KPI as SPEC §7.4 shows it, with where its target came from."""

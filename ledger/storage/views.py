@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
+from psycopg.rows import tuple_row
 
 
 class Views:
@@ -33,6 +34,20 @@ class Views:
     def transaction(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
+
+    def select(self, cursor: Any, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """Rows of `sql` as sequences (by position): cheaper to build than the dicts the
+        library's PostgreSQL connections make, for reads of thousands of rows."""
+        if self.kind == "sqlite":
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        factory = cursor.row_factory
+        cursor.row_factory = tuple_row
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.row_factory = factory
 
     def insert_many(
         self,

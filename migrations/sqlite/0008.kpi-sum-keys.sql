@@ -13,3 +13,10 @@ CREATE TABLE rm_kpi_sum_keys (
 ) WITHOUT ROWID;
 INSERT INTO rm_kpi_sum_keys (bucket, person, kpi, department, label)
 SELECT DISTINCT bucket, person, kpi, department, label FROM rm_kpi_sums;
+
+-- The loose rows of a period as of an earlier cut: the period's own versions by (depth, at),
+-- not every loose version closed after the cut in any period (rm_kpi_rows_loose leads with
+-- valid_to, right for live reads, where no version is closed after the cut).
+CREATE INDEX rm_kpi_rows_loose_at ON rm_kpi_rows
+    (depth, at, valid_from, valid_to, kpi, department, person, entity, num, den, pending_until, label)
+    WHERE loose = 1;
