@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 
+from ledger.api.app import settle_memory  # noqa: E402
 from ledger.application import Ledger  # noqa: E402
 from ledger.domain.events import Envelope, EnvelopeBase  # noqa: E402
 from ledger.projections.casefile import Projections  # noqa: E402
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def timed(reads: KpiReads, args: argparse.Namespace, middle: datetime, note: str) -> None:
+    settle_memory()  # as `ledger serve` does once started
     print("load average before the reads: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for period in args.period.split(","):
         for label, as_of in (("", None), (f"&as_of={middle.isoformat()}", middle)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -124,3 +125,4 @@ def announce_first_key(settings: Settings) -> None:
         "make other keys with `ledger keys create`. The admin key:"
     )
     typer.echo(key)
+    sys.stdout.flush()  # now, not when the server stops: stdout may be a pipe to a log

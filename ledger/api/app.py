@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,14 @@ def open_ledger(settings: Settings) -> Ledger:
     return ledger
 
 
+def settle_memory() -> None:
+    """Leave what start-up built (modules, schemas, the OpenAPI models) out of the garbage
+    collector's full passes: a full pass then walks only what requests made, which cut the
+    KPI read's p99 at 1,000,000 events by a fifth (docs/BENCHMARKS.md)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
     """Build the API; without a `ledger`, open the configured one at start-up."""
     settings = settings or Settings()
@@ -47,6 +56,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         watcher = Watcher(app.state.projections, settings.sla_tick_seconds) if owned else None
         if watcher is not None:
             watcher.start()
+        if owned:
+            settle_memory()
         try:
             yield
         finally:
