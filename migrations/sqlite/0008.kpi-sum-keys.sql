@@ -14,9 +14,10 @@ CREATE TABLE rm_kpi_sum_keys (
 INSERT INTO rm_kpi_sum_keys (bucket, person, kpi, department, label)
 SELECT DISTINCT bucket, person, kpi, department, label FROM rm_kpi_sums;
 
--- The loose rows of a period as of an earlier cut: the period's own versions by (depth, at),
--- not every loose version closed after the cut in any period (rm_kpi_rows_loose leads with
--- valid_to, right for live reads, where no version is closed after the cut).
+-- The loose versions of a period closed after an earlier cut (an as-of read): the period's own,
+-- by (depth, at), not every loose version closed after the cut in any period, which is what
+-- rm_kpi_rows_loose (leading with valid_to) would scan. Partial on closed versions, so that the
+-- open versions of a live read keep being found through rm_kpi_rows_loose.
 CREATE INDEX rm_kpi_rows_loose_at ON rm_kpi_rows
-    (depth, at, valid_from, valid_to, kpi, department, person, entity, num, den, pending_until, label)
-    WHERE loose = 1;
+    (depth, at, valid_to, valid_from, kpi, department, person, entity, num, den, pending_until, label)
+    WHERE loose = 1 AND valid_to IS NOT NULL;
