@@ -396,25 +396,21 @@ class StoredLoader:
                 runs.append([p.start, p.end, p.depth])
         selects: list[str] = []
         params: list[Any] = []
-        # the versions still in force, by their range of rm_kpi_rows_loose; then those closed
-        # after the cut: for a live read by its range too (not by time: the closed versions of
-        # a period outnumber the rest; SQLite's planner, without statistics, needs `+at` to see
-        # it), as of an earlier cut by the period's range of rm_kpi_rows_loose_at
-        sqlite = self.views.kind == "sqlite"
-        if self.latest:  # nothing or little is closed after the cut: a range of valid_to
-            closed, table = ("+at" if sqlite else "at"), "{rm_kpi_rows}"
-        else:  # an earlier cut: the period's own closed versions, by (depth, at)
-            closed = "at"
-            table = "{rm_kpi_rows}" + (" INDEXED BY rm_kpi_rows_loose_at" if sqlite else "")
-        branches: tuple[tuple[str, str, list[Any], str], ...] = (
-            ("valid_to IS NULL", "at", [], "{rm_kpi_rows}"),
-            ("valid_to > ?", closed, [self.cut], table),
+        # The versions still in force, by their range of rm_kpi_rows_loose; then those closed
+        # after the cut: for a live read by the same index (not by time: the closed versions of a
+        # period outnumber the rest), as of an earlier cut by the period's range of
+        # rm_kpi_rows_loose_at. SQLite, without statistics, is told which index to use.
+        closed = "rm_kpi_rows_loose" if self.latest else "rm_kpi_rows_loose_at"
+        table = "{rm_kpi_rows}" + (f" INDEXED BY {closed}" if self.views.kind == "sqlite" else "")
+        branches: tuple[tuple[str, list[Any], str], ...] = (
+            ("valid_to IS NULL", [], "{rm_kpi_rows}"),
+            ("valid_to > ?", [self.cut], table),
         )
-        for version, at, bound, source in branches:
+        for version, bound, source in branches:
             for start, end, depth in runs:
                 sql = (
                     f"SELECT {FIGURES} FROM {source} WHERE loose = 1 AND {version} "
-                    f"AND depth IN ({', '.join('?' * depth)}) AND {at} >= ? AND {at} < ? "
+                    f"AND depth IN ({', '.join('?' * depth)}) AND at >= ? AND at < ? "
                     "AND valid_from <= ?"
                 )
                 params += [*bound, *range(depth), start, end, self.cut]
