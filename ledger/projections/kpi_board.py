@@ -241,12 +241,16 @@ class KpiBoard:
         pairs = sorted({key[:2] for key in changes})
         for i in range(0, len(pairs), 250):
             chunk = pairs[i : i + 250]
+            # A join with the pairs, not `(bucket, person) IN (VALUES …)`: SQLite scans the
+            # whole table for that one.
+            columns = ", ".join(f"s.{c.strip()}" for c in SUM_COLUMNS.split(","))
             cursor.execute(
                 views.sql(
-                    f"SELECT {SUM_COLUMNS}, valid_from FROM {table} WHERE valid_to = ? "
-                    f"AND (bucket, person) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+                    f"WITH p (bucket, person) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) "
+                    f"SELECT {columns}, s.valid_from FROM p JOIN {table} s "
+                    "ON s.bucket = p.bucket AND s.person = p.person AND s.valid_to = ?"
                 ),
-                [OPEN, *(v for pair in chunk for v in pair)],
+                [*(v for pair in chunk for v in pair), OPEN],
             )
             for r in cursor.fetchall():
                 key = (r["bucket"], r["person"], r["kpi"], r["department"], r["label"])
