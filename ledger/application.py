@@ -155,38 +155,17 @@ class Ledger(Application[UUID]):
         the streams are read from the database and the decision is made again; what is
         finally answered was decided on what is stored. An exact retry gets its receipts.
         """
-        if not items:
-            raise InvalidEventError("events", "give at least one event")
-        if len(items) > MAX_BATCH:
-            raise InvalidEventError("events", f"at most {MAX_BATCH} events per request")
-        now = self.clock()
-
-        def prefix(i: int) -> str:
-            return f"events[{i}]." if len(items) > 1 else ""
-
-        seen: set[str] = set()
-        for i, (record, _) in enumerate(items):
-            if record["event_id"] in seen:
-                raise InvalidEventError(f"{prefix(i)}event_id", "appears twice in one request")
-            seen.add(record["event_id"])
-            try:
-                check_envelope(record, now)
-            except InvalidEventError as e:
-                raise InvalidEventError(prefix(i) + e.field, e.message) from None
-        records = {r["event_id"]: r for r, _ in items}
+        records = self._checked(items)
         event_ids = list(records)
         keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
         todo = list(items)
+        stored: dict[str, IndexRow] = {}
         with _unavailable_on_outage():
             if skip_stored:  # a bulk import that resumes: leave out what is already stored
                 stored = self._stored(event_ids, records)
-                if len(stored) == len(event_ids):
-                    return AppendResult(
-                        self._receipts(event_ids, stored), created=False, appended=0
-                    )
                 todo = [(r, v) for r, v in items if r["event_id"] not in stored]
-            else:
-                stored = {}
+                if not todo:
+                    return self._already_stored(event_ids, stored)
             streams, fresh = self.streams.take(keys), False
             for _ in range(RACE_ATTEMPTS):
                 try:
@@ -206,8 +185,7 @@ class Ledger(Application[UUID]):
                     stored = now_stored
                     todo = [(r, v) for r, v in items if r["event_id"] not in stored]
                     if not todo:
-                        found = self._receipts(event_ids, stored)
-                        return AppendResult(found, created=False, appended=0)
+                        return self._already_stored(event_ids, stored)
                     streams = self._load(keys)
                     continue
                 stamps: list[datetime] = []
@@ -227,8 +205,7 @@ class Ledger(Application[UUID]):
                         stored = self._stored(event_ids, records)
                         todo = [(r, v) for r, v in items if r["event_id"] not in stored]
                         if not todo:
-                            found = self._receipts(event_ids, stored)
-                            return AppendResult(found, created=False, appended=0)
+                            return self._already_stored(event_ids, stored)
                     elif (retried := self._answer_retry(event_ids, records)) is not None:
                         return retried
                     # Decide again on what is stored: an expected_version that no longer
@@ -247,6 +224,30 @@ class Ledger(Application[UUID]):
                 )
         raise VersionConflictError("the streams kept changing under concurrent writers; retry")
 
+    def _checked(
+        self, items: Sequence[tuple[dict[str, Any], int | None]]
+    ) -> dict[str, dict[str, Any]]:
+        """The records by event_id, after the rules that need no stored state (422)."""
+        if not items:
+            raise InvalidEventError("events", "give at least one event")
+        if len(items) > MAX_BATCH:
+            raise InvalidEventError("events", f"at most {MAX_BATCH} events per request")
+        now = self.clock()
+
+        def prefix(i: int) -> str:
+            return f"events[{i}]." if len(items) > 1 else ""
+
+        records: dict[str, dict[str, Any]] = {}
+        for i, (record, _) in enumerate(items):
+            if record["event_id"] in records:
+                raise InvalidEventError(f"{prefix(i)}event_id", "appears twice in one request")
+            records[record["event_id"]] = record
+            try:
+                check_envelope(record, now)
+            except InvalidEventError as e:
+                raise InvalidEventError(prefix(i) + e.field, e.message) from None
+        return records
+
     def _answer_retry(
         self, event_ids: list[str], records: dict[str, dict[str, Any]]
     ) -> AppendResult | None:
@@ -254,7 +255,7 @@ class Ledger(Application[UUID]):
         some are stored with other content, or only some of them; None if none is stored."""
         stored = self._stored(event_ids, records)
         if len(stored) == len(event_ids):
-            return AppendResult(self._receipts(event_ids, stored), created=False, appended=0)
+            return self._already_stored(event_ids, stored)
         if stored:
             raise EventIdConflictError(
                 "some event_ids of this request are already stored and others are not: "
@@ -281,8 +282,10 @@ class Ledger(Application[UUID]):
         return rows
 
     @staticmethod
-    def _receipts(event_ids: list[str], rows: dict[str, IndexRow]) -> list[dict[str, Any]]:
-        return [rows[event_id].receipt() for event_id in event_ids]
+    def _already_stored(event_ids: list[str], rows: dict[str, IndexRow]) -> AppendResult:
+        """The answer to a request whose every event is stored: their original receipts."""
+        receipts = [rows[event_id].receipt() for event_id in event_ids]
+        return AppendResult(receipts, created=False, appended=0)
 
     def _decide(
         self,
