@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresDatastore,
@@ -19,10 +19,10 @@ from eventsourcing.postgres import (
 from psycopg import Connection, Cursor
 from psycopg.pq import ConnStatus
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import PoolTimeout
 
-from ledger.storage.rows import IndexRow, StoredRow, StreamType
+from ledger.storage.rows import IndexRow, StoredRow, StreamType, predecessors
 
 EVENTS_TABLE = "ledger_events"
 
@@ -103,27 +103,46 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         # type. Arrays are sent in binary (%b): psycopg dumps text arrays in Python, quoting
         # each element with a regex, which took a fifth of a batch's time.
         # The receipt's recorded_at comes back with the position: no second query.
-        self.insert_events_statement = SQL(
-            "INSERT INTO {s}.{e} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id, recorded_at"
+        # With a guard (when an event continues a stream), nothing is inserted unless each
+        # stream's event before the first one inserted is stored (the guard's count): a version
+        # after a gap is never written, whatever the writer believed, and
+        # `_fetch_ids_after_insert_events` then finds no rows. One index probe per stream
+        # (LATERAL … LIMIT 1, so that a generic plan cannot turn it into a scan).
+        guard = SQL(
+            " WHERE (SELECT count(*) FROM unnest(%b::uuid[], %b::bigint[]) AS p (o, v) "
+            "CROSS JOIN LATERAL (SELECT 1 FROM {s}.{e} g WHERE g.originator_id = p.o "
+            "AND g.originator_version = p.v LIMIT 1) AS found) = %b"
         ).format(s=schema, e=events)
+
+        def insert(guarded: bool, returning: str) -> Composed:
+            return SQL(
+                "INSERT INTO {s}.{e} (originator_id, originator_version, topic, state) "
+                "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]){guard} "
+                "RETURNING {returning}"
+            ).format(
+                s=schema, e=events, guard=guard if guarded else SQL(""), returning=SQL(returning)
+            )
+
+        self.insert_events_statement = insert(False, "notification_id, recorded_at")
+        self._insert_guarded = insert(True, "notification_id, recorded_at")
         # The positions come from the events' own insert (a data-modifying CTE), so the
         # event_id index goes in with the events, in one statement and one round trip.
-        self._insert_events_and_ids = SQL(
-            "WITH e AS ({insert}), i AS (INSERT INTO {s}.event_ids (event_id, notification_id) "
-            "SELECT x.event_id, e.notification_id FROM e JOIN unnest(%b::uuid[], %b::uuid[], "
-            "%b::bigint[]) AS x (event_id, originator_id, originator_version) "
-            "ON x.originator_id = e.originator_id AND x.originator_version = e.originator_version) "
-            "SELECT notification_id, recorded_at FROM e ORDER BY notification_id"
-        ).format(
-            insert=SQL(
-                "INSERT INTO {s}.{e} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-                "RETURNING notification_id, recorded_at, originator_id, originator_version"
-            ).format(s=schema, e=events),
-            s=schema,
-        )
+        self._insert_with_ids = {
+            guarded: SQL(
+                "WITH e AS ({insert}), i AS (INSERT INTO {s}.event_ids (event_id, notification_id) "
+                "SELECT x.event_id, e.notification_id FROM e JOIN unnest(%b::uuid[], %b::uuid[], "
+                "%b::bigint[]) AS x (event_id, originator_id, originator_version) "
+                "ON x.originator_id = e.originator_id "
+                "AND x.originator_version = e.originator_version) "
+                "SELECT notification_id, recorded_at FROM e ORDER BY notification_id"
+            ).format(
+                insert=insert(
+                    guarded, "notification_id, recorded_at, originator_id, originator_version"
+                ),
+                s=schema,
+            )
+            for guarded in (False, True)
+        }
         self._insert_types = SQL(
             "INSERT INTO {s}.stream_types (type, stream_type, stream_id) "
             "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) ON CONFLICT DO NOTHING"
@@ -172,27 +191,26 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             curs.connection.cursor().execute(self._insert_types, columns, prepare=True)
         ids = [s.originator_id for s in stored_events]
         versions = [s.originator_version for s in stored_events]
+        before = predecessors(stored_events)
+        events: list[Any] = [
+            ids, versions, [s.topic for s in stored_events], [s.state for s in stored_events],
+        ]  # fmt: skip
+        if before:
+            events += [[o for o, _ in before], [v for _, v in before], len(before)]
         event_ids: list[str] = kwargs.get("event_ids") or []
         if event_ids:
-            curs.execute(
-                self._insert_events_and_ids,
-                [
-                    ids, versions, [s.topic for s in stored_events],
-                    [s.state for s in stored_events], event_ids, ids, versions,
-                ],
-                prepare=True,
-            )  # fmt: skip
+            statement = self._insert_with_ids[bool(before)]
+            curs.execute(statement, [*events, event_ids, ids, versions], prepare=True)
         else:
-            curs.execute(
-                self.insert_events_statement,
-                [ids, versions, [s.topic for s in stored_events], [s.state for s in stored_events]],
-                prepare=True,
-            )
+            statement = self._insert_guarded if before else self.insert_events_statement
+            curs.execute(statement, events, prepare=True)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         rows = curs.fetchall()
+        if len(rows) != len(stored_events):
+            raise IntegrityError("an event before the first one appended to a stream is missing")
         stamps: list[datetime] | None = kwargs.get("stamps")
         if stamps is not None:
             # Replaced, not extended: a try whose COMMIT failed may have filled it already.

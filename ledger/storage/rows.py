@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -65,6 +66,17 @@ class StoredRow:
 
 # (event type, stream type, stream id): a stream that holds an event of that type
 StreamType = tuple[str, str, str]
+
+
+def predecessors(stored_events: Sequence[StoredEvent]) -> list[tuple[Any, int]]:
+    """(stream, version) of the event each stream's first event here follows: what must be
+    stored already for these events to continue their streams without a gap."""
+    first: dict[Any, int] = {}
+    for s in stored_events:
+        known = first.get(s.originator_id)
+        if known is None or s.originator_version < known:
+            first[s.originator_id] = s.originator_version
+    return [(o, v - 1) for o, v in first.items() if v > 1]
 
 
 class LedgerRecorder(Protocol):

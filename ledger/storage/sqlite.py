@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, Notification, StoredEvent
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
@@ -23,7 +23,7 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
-from ledger.storage.rows import IndexRow, StoredRow, StreamType, format_time
+from ledger.storage.rows import IndexRow, StoredRow, StreamType, format_time, predecessors
 
 EVENTS_TABLE = "ledger_events"
 
@@ -103,6 +103,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         # recorded_at is stamped here, under that lock, as UTC text with microseconds, one
         # stamp for the whole commit; max() with the previous row keeps it non-decreasing
         # along notification_id even if the wall clock steps back.
+        before = predecessors(stored_events)
+        if before:  # a version after a gap is never written, whatever the writer believed
+            c.execute(
+                f"WITH p (o, v) AS (VALUES {', '.join(['(?, ?)'] * len(before))}) "
+                f"SELECT count(*) FROM p JOIN {self.events_table_name} g "
+                "ON g.originator_id = p.o AND g.originator_version = p.v",
+                [x for o, v in before for x in (o.hex if isinstance(o, UUID) else o, v)],
+            )
+            if c.fetchone()[0] != len(before):
+                raise IntegrityError(
+                    "an event before the first one appended to a stream is missing"
+                )
         c.execute(self._last_row)
         row = c.fetchone()
         start, last = (row[0], row[1]) if row else (0, "")

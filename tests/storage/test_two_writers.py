@@ -152,3 +152,26 @@ def test_an_import_skips_what_another_import_stored_while_it_decided(
     result = second.append([close], source="import", skip_stored=True)
     assert (result.created, result.appended) == (False, 0)
     assert result.receipts[0]["version"] == 2
+
+
+def test_a_writer_that_believes_a_stream_is_further_along_never_leaves_a_gap(
+    writers: tuple[Ledger, Ledger],
+) -> None:
+    """As after restoring an older backup under a running server: the cache is ahead of the
+    database, and the insert itself refuses the version after the gap."""
+    first, _ = writers
+    first.append([ADAPTER.validate_python(envelope("batch.registered", "B-gap"))], source="t")
+    key = ("batch", "B-gap")
+    [stream] = first.streams.take([key]).values()
+    assert stream is not None
+    for _ in range(2):  # versions 2 and 3, believed but never stored
+        model = ADAPTER.validate_python(envelope("inspection.recorded", "B-gap"))
+        stream.record(model.to_record("t"), system=False)
+    stream.collect_events()
+    first.streams.give({key: stream})
+
+    model = ADAPTER.validate_python(envelope("inspection.recorded", "B-gap"))
+    assert first.append([model], source="t").receipts[0]["version"] == 2
+    records = [orjson.loads(r.state) for r in first.stream_rows(*key)]
+    assert [r["version"] for r in records] == [1, 2]
+    assert verify_stream(records) is None
