@@ -52,7 +52,7 @@ class _Pool(SQLiteConnectionPool):
                 uri=True,
                 check_same_thread=False,
                 isolation_level=None,
-                cached_statements=True,
+                cached_statements=256,  # statements kept prepared (True meant one)
                 timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
             )
         except (sqlite3.Error, TypeError) as e:
@@ -91,34 +91,39 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"INSERT INTO {t} (originator_id, originator_version, topic, state, recorded_at) "
             "VALUES (?, ?, ?, ?, ?)"
         )
-        self._last_row = (
-            f"SELECT notification_id, recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1"
-        )
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        # BEGIN IMMEDIATE makes this the only writer, so the positions are the next ones after
-        # the last row (AUTOINCREMENT, and rows are never deleted: checked after the insert).
-        # recorded_at is stamped here, under that lock, as UTC text with microseconds, one
-        # stamp for the whole commit; max() with the previous row keeps it non-decreasing
-        # along notification_id even if the wall clock steps back.
+        # BEGIN IMMEDIATE makes this the only writer. One query reads what the insert needs:
+        # whether each stream's event before its first one here is stored (a version after a
+        # gap is never written, whatever the writer believed); the last position and the
+        # AUTOINCREMENT counter, from which SQLite numbers the new rows (the next after the
+        # larger of the two, consecutively); and the last recorded_at. recorded_at is stamped
+        # here, under the lock, as UTC text with microseconds, one stamp for the whole commit;
+        # max() with the previous row keeps it non-decreasing along notification_id even if
+        # the wall clock steps back.
+        t = self.events_table_name
         before = predecessors(stored_events)
-        if before:  # a version after a gap is never written, whatever the writer believed
-            c.execute(
-                f"WITH p (o, v) AS (VALUES {', '.join(['(?, ?)'] * len(before))}) "
-                f"SELECT count(*) FROM p JOIN {self.events_table_name} g "
-                "ON g.originator_id = p.o AND g.originator_version = p.v",
-                [x for o, v in before for x in (o.hex if isinstance(o, UUID) else o, v)],
+        found, params = "0", []
+        if before:
+            found = (
+                f"(WITH p (o, v) AS (VALUES {', '.join(['(?, ?)'] * len(before))}) "
+                f"SELECT count(*) FROM p JOIN {t} g "
+                "ON g.originator_id = p.o AND g.originator_version = p.v)"
             )
-            if c.fetchone()[0] != len(before):
-                raise IntegrityError(
-                    "an event before the first one appended to a stream is missing"
-                )
-        c.execute(self._last_row)
-        row = c.fetchone()
-        start, last = (row[0], row[1]) if row else (0, "")
-        stamp = max(format_time(datetime.now(UTC)), last)
+            params = [x for o, v in before for x in (o.hex if isinstance(o, UUID) else o, v)]
+        c.execute(
+            f"SELECT {found}, (SELECT max(notification_id) FROM {t}), "
+            f"(SELECT seq FROM sqlite_sequence WHERE name = '{t}'), "
+            f"(SELECT recorded_at FROM {t} ORDER BY notification_id DESC LIMIT 1)",
+            params,
+        )
+        stored, top, counter, last = c.fetchone()
+        if stored != len(before):
+            raise IntegrityError("an event before the first one appended to a stream is missing")
+        start = max(top or 0, counter or 0)
+        stamp = max(format_time(datetime.now(UTC)), last or "")
         c.executemany(
             self.insert_events_statement,
             [
@@ -128,9 +133,9 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             ],
         )  # fmt: skip
         positions = list(range(start + 1, start + 1 + len(stored_events)))
-        c.execute(self.select_max_notification_id_statement)
+        c.execute(self.select_max_notification_id_statement)  # the numbering, checked
         if positions and c.fetchone()[0] != positions[-1]:
-            raise RuntimeError("the positions of the inserted events are not contiguous")
+            raise RuntimeError("the positions of the inserted events are not the expected ones")
         event_ids: list[str] = kwargs.get("event_ids") or []
         if event_ids:
             c.executemany(
