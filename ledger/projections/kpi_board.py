@@ -25,7 +25,16 @@ import orjson
 from ledger.application import Ledger
 from ledger.projections.facts import Fact, policy_facts
 from ledger.projections.kpi_rows import LINKING_TYPES, Row, named_batches, stream_rows
-from ledger.projections.kpi_sums import Piece, Sum, SumKey, changes, contribution, parse, tiling
+from ledger.projections.kpi_sums import (
+    NEVER_LOOSE,
+    Piece,
+    Sum,
+    SumKey,
+    changes,
+    contribution,
+    parse,
+    tiling,
+)
 from ledger.projections.kpis import Loader, Parts, Period, Sums
 from ledger.projections.sla import PolicyHistory
 from ledger.storage.views import Views
@@ -385,7 +394,8 @@ class StoredLoader:
                 s[0] += parse(num)
                 s[1] += parse(den)
                 s[2] += int(n)
-            rows = self._loose(cursor, buckets, kpis)
+            never = kpis is not None and set(kpis) <= NEVER_LOOSE
+            rows = [] if never else self._loose(cursor, buckets, kpis)
         added: Sums = {k: (v[0], v[1], v[2]) for k, v in sums.items()}
         return Parts(added, rows)
 

@@ -158,6 +158,11 @@ def parse(text: str) -> Exact:
     return int(text)
 
 
+# KPIs whose rows are never loose: each row is an entity of its own (see `contribution`) and is
+# never pending, so a bucket that holds the row holds its entity whole.
+NEVER_LOOSE = frozenset({SHIPPED_CUSTOMERS})
+
+
 def contribution(rows: list[Row]) -> tuple[dict[SumKey, Sum], dict[str, int]]:
     """What rows (one stream's) add to the sums, and the loose rows among them: key → the depth
     of the smallest bucket holding their whole entity (0: none, or an SLA item still pending).
