@@ -16,8 +16,14 @@ from ledger.application import Ledger
 from ledger.projections.facts import Fact, policy_facts
 from ledger.projections.sla import FULFILLED_BY, PolicyHistory, settle, sla_items
 from ledger.storage.rows import format_time
-from ledger.storage.views import Views
+from ledger.storage.views import Versions, Views
 
+# (column, PostgreSQL type) of rm_sla_items, as `Versions.write` inserts them
+ITEM_COLUMNS = [
+    ("notification_event_id", "text"), ("valid_from", "bigint"), ("valid_to", "bigint"),
+    ("stream_type", "text"), ("stream_id", "text"), ("department", "text"), ("due_at", "text"),
+    ("fulfilled_at", "text"), ("item", "text"),
+]  # fmt: skip
 SLA_TYPES = frozenset(
     {"notification.sent", "escalation.raised", "event.corrected", *FULFILLED_BY.values()}
 )
@@ -69,9 +75,7 @@ class SlaBoard:
             return
         touched, streams, history, trusted = gathered
         current = self._current(views, cursor, list(touched))
-        closes: list[tuple[int, str]] = []
-        opened: dict[str, list[Any]] = {}  # key → the row this page inserts last for it
-        inserts: list[list[Any]] = []
+        versions = Versions()
         for (stream_type, stream_id), positions in touched.items():
             stream = streams[(stream_type, stream_id)]
             for position in positions:
@@ -80,34 +84,14 @@ class SlaBoard:
                     key = item["notification_event_id"]
                     if current.get(key) == item:
                         continue
-                    if key in opened:
-                        opened[key][2] = position  # superseded within this page
-                    elif key in current:
-                        closes.append((position, key))
-                    row = [
+                    if key in current:
+                        versions.close(key, position)
+                    versions.open(key, [
                         key, position, None, stream_type, stream_id, item["department"],
                         item["due_at"], item["fulfilled_at"], orjson.dumps(item).decode(),
-                    ]  # fmt: skip
-                    inserts.append(row)
-                    opened[key] = row
+                    ])  # fmt: skip
                     current[key] = item
-        if closes:
-            cursor.executemany(
-                views.sql(
-                    "UPDATE {rm_sla_items} SET valid_to = ? "
-                    "WHERE notification_event_id = ? AND valid_to IS NULL"
-                ),
-                closes,
-            )
-        if inserts:
-            cursor.executemany(
-                views.sql(
-                    "INSERT INTO {rm_sla_items} (notification_event_id, valid_from, valid_to, "
-                    "stream_type, stream_id, department, due_at, fulfilled_at, item) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                ),
-                inserts,
-            )
+        versions.write(views, cursor, views.table("rm_sla_items"), ITEM_COLUMNS)
 
     @staticmethod
     def _current(

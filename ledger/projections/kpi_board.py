@@ -37,7 +37,7 @@ from ledger.projections.kpi_sums import (
 )
 from ledger.projections.kpis import Loader, Parts, Period, Sums
 from ledger.projections.sla import PolicyHistory
-from ledger.storage.views import Views
+from ledger.storage.views import Versions, Views
 
 Unit = tuple[str, str]
 
@@ -162,7 +162,7 @@ class KpiBoard:
         )
         current = self._current(views, cursor, [f"{u[0]}/{u[1]}" for u in touched])
         deltas: dict[int, dict[SumKey, list[Any]]] = {}
-        versions = _Versions()
+        versions = Versions()
         for unit, positions in touched.items():
             facts_of, context = units[unit]
             prefix = f"{unit[0]}/{unit[1]}"
@@ -170,12 +170,7 @@ class KpiBoard:
                 prefix, facts_of, context, positions, policies, trusted, current.get(prefix, {}),
                 deltas, versions,
             )  # fmt: skip
-        table = views.table("rm_kpi_rows")
-        views.update_many(
-            cursor, table, ("valid_to", "bigint"), [("row_key", "text")], versions.closes,
-            where="valid_to IS NULL",
-        )  # fmt: skip
-        views.insert_many(cursor, table, ROW_COLUMNS, versions.inserts)
+        versions.write(views, cursor, views.table("rm_kpi_rows"), ROW_COLUMNS)
         self._add(views, cursor, deltas)
 
     @staticmethod
@@ -210,7 +205,7 @@ class KpiBoard:
         trusted: frozenset[str],
         current: dict[str, tuple[Row, int | None]],
         deltas: dict[int, dict[SumKey, list[Any]]],
-        versions: _Versions,
+        versions: Versions,
     ) -> None:
         """Recompute one unit's rows at each of its positions in the page; note the versions
         that change and the sums' deltas."""
@@ -233,7 +228,7 @@ class KpiBoard:
                     versions.close(key, position)
             for key, (row, depth) in new.items():
                 if current.get(key) != (row, depth):
-                    versions.open(key, position, prefix, row, depth)
+                    versions.open(key, _version(key, position, prefix, row, depth))
             current = new
 
     def _add(self, views: Views, cursor: Any, deltas: dict[int, dict[SumKey, list[Any]]]) -> None:
@@ -287,32 +282,12 @@ class KpiBoard:
         )
 
 
-class _Versions:
-    """The row versions a page closes and opens, written in two statements at its end.
-
-    A version opened and closed within the page is inserted with its valid_to; only versions
-    stored before the page are closed by an UPDATE."""
-
-    def __init__(self) -> None:
-        self.closes: list[list[Any]] = []  # [valid_to, row_key]
-        self.inserts: list[list[Any]] = []  # in ROW_COLUMNS order
-        self._open: dict[str, int] = {}  # row_key → index in inserts of its open version
-
-    def close(self, key: str, position: int) -> None:
-        index = self._open.pop(key, None)
-        if index is None:
-            self.closes.append([position, key])
-        else:
-            self.inserts[index][2] = position
-
-    def open(self, key: str, position: int, prefix: str, row: Row, depth: int | None) -> None:
-        self._open[key] = len(self.inserts)
-        self.inserts.append(
-            [key, position, None, prefix, row.kpi, row.department, row.person, row.entity,
-             row.at, str(row.num), str(row.den), row.pending_until, row.label,
-             orjson.dumps([row.num_refs, row.den_refs]).decode(), int(depth is not None),
-             depth or 0]
-        )  # fmt: skip
+def _version(key: str, position: int, prefix: str, row: Row, depth: int | None) -> list[Any]:
+    """The stored version of a row from `position` on, in ROW_COLUMNS order."""
+    return [key, position, None, prefix, row.kpi, row.department, row.person, row.entity,
+            row.at, str(row.num), str(row.den), row.pending_until, row.label,
+            orjson.dumps([row.num_refs, row.den_refs]).decode(), int(depth is not None),
+            depth or 0]  # fmt: skip
 
 
 def to_row(r: Any) -> Row:

@@ -126,4 +126,42 @@ class Views:
         )  # fmt: skip
 
 
-__all__ = ["IntegrityError", "Views"]
+class Versions:
+    """The versions of read-model rows that a page of events closes and opens, written in two
+    statements at the page's end (`write`).
+
+    Rows are lists that start (key, valid_from, valid_to, …), an open version's valid_to being
+    None. A version opened and closed within the page is inserted with its valid_to; only the
+    versions stored before the page are closed by an UPDATE.
+    """
+
+    def __init__(self) -> None:
+        self.closes: list[list[Any]] = []  # [valid_to, key]
+        self.inserts: list[list[Any]] = []
+        self._open: dict[str, int] = {}  # key → index in `inserts` of its open version
+
+    def close(self, key: str, position: int) -> None:
+        """The version of `key` in force ends at `position`."""
+        index = self._open.pop(key, None)
+        if index is None:
+            self.closes.append([position, key])
+        else:
+            self.inserts[index][2] = position
+
+    def open(self, key: str, row: list[Any]) -> None:
+        """`row` is the version of `key` from its valid_from on."""
+        self._open[key] = len(self.inserts)
+        self.inserts.append(row)
+
+    def write(
+        self, views: Views, cursor: Any, table: str, columns: Sequence[tuple[str, str]]
+    ) -> None:
+        """Close and insert in `table`, whose first three `columns` (name, PostgreSQL type) are
+        the key, valid_from and valid_to."""
+        views.update_many(
+            cursor, table, columns[2], [columns[0]], self.closes, where="valid_to IS NULL"
+        )
+        views.insert_many(cursor, table, columns, self.inserts)
+
+
+__all__ = ["IntegrityError", "Versions", "Views"]
