@@ -112,11 +112,12 @@ class KeyCache:
         self._entries: dict[str, tuple[float, Principal]] = {}
 
     def get(self, key: str) -> Principal | None:
-        entry = self._entries.get(hash_key(key))
+        hashed = hash_key(key)
+        entry = self._entries.get(hashed)
         if entry is None:
             return None
         if self.clock() >= entry[0]:
-            self._entries.pop(hash_key(key), None)
+            self._entries.pop(hashed, None)
             return None
         return entry[1]
 

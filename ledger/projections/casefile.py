@@ -8,7 +8,7 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.domain.errors import StreamNotFoundError
 from ledger.projections.board import SlaBoard, board_items
-from ledger.projections.facts import Fact, sealed
+from ledger.projections.facts import Fact, policy_facts, sealed
 from ledger.projections.kpi_board import KpiBoard
 from ledger.projections.responsibility import responsibility
 from ledger.projections.runner import ProjectionRunner, views_of
@@ -111,9 +111,7 @@ class Disputes(CaseFiles):
         self, streams: list[tuple[str, str]], cut: int, now: datetime
     ) -> list[dict[str, Any]]:
         """Items of a few streams, computed from their events (the same pure function)."""
-        policies = PolicyHistory(
-            [f for key in self.ledger.streams_with("policy.set") for f in self.facts(*key, cut)]
-        )
+        policies = PolicyHistory(policy_facts(self.ledger, cut))
         trusted = trusted_sources(self.ledger)
         return [
             settle(item, now)

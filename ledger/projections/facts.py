@@ -67,12 +67,13 @@ def sealed(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "fingerprint": hashlib.sha256(canonical).hexdigest()}
 
 
+def facts_of_streams_with(ledger: Ledger, types: tuple[str, ...], upto: int) -> list[Fact]:
+    """The events, up to position `upto`, of every stream that holds an event of one of `types`
+    (all of each stream's events, corrections included), read in one query."""
+    rows = ledger.streams_rows(ledger.streams_with(*types))
+    return [Fact.from_row(r) for found in rows.values() for r in found if r.position <= upto]
+
+
 def policy_facts(ledger: Ledger, upto: int) -> list[Fact]:
-    """The events, up to position `upto`, of every plan stream that holds a `policy.set` (their
-    corrections included): what `PolicyHistory` needs."""
-    return [
-        Fact.from_row(r)
-        for key in ledger.streams_with("policy.set")
-        for r in ledger.stream_rows(*key)
-        if r.position <= upto
-    ]
+    """The events of every plan stream that holds a `policy.set`: what `PolicyHistory` needs."""
+    return facts_of_streams_with(ledger, ("policy.set",), upto)

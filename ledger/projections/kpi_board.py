@@ -247,11 +247,10 @@ class KpiBoard:
             chunk = pairs[i : i + 250]
             # A join with the pairs, not `(bucket, person) IN (VALUES …)`: SQLite scans the
             # whole table for that one.
-            columns = ", ".join(f"s.{c.strip()}" for c in SUM_COLUMNS.split(","))
             cursor.execute(
                 views.sql(
                     f"WITH p (bucket, person) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) "
-                    f"SELECT {columns}, s.valid_from FROM p JOIN {table} s "
+                    f"SELECT {_sum_columns('s')}, s.valid_from FROM p JOIN {table} s "
                     "ON s.bucket = p.bucket AND s.person = p.person AND s.valid_to = ?"
                 ),
                 [*(v for pair in chunk for v in pair), OPEN],
@@ -288,6 +287,11 @@ def _version(key: str, position: int, prefix: str, row: Row, depth: int | None) 
             row.at, str(row.num), str(row.den), row.pending_until, row.label,
             orjson.dumps([row.num_refs, row.den_refs]).decode(), int(depth is not None),
             depth or 0]  # fmt: skip
+
+
+def _sum_columns(alias: str) -> str:
+    """SUM_COLUMNS of the table named `alias` in a join."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in SUM_COLUMNS.split(","))
 
 
 def to_row(r: Any) -> Row:
@@ -333,28 +337,25 @@ class StoredLoader:
                 f"SELECT {SUM_COLUMNS} FROM {table} WHERE person = ? "
                 f"AND bucket IN ({marks}) AND valid_to > ? AND valid_from <= ?"
             )
-            params: list[Any] = [self.person or "", *(p.bucket for p in buckets), self.cut]
-            params.append(self.cut)
+            params: list[Any] = [self.person or "", *(p.bucket for p in buckets)]
+            params += [self.cut, self.cut]
             kpi_column = "kpi"
         else:
             # As of an earlier cut, most versions of a busy bucket were closed after it: look
             # up each key's version in force at the cut on the primary key instead.
             keys = self.views.table("rm_kpi_sum_keys")
             same = " AND ".join(f"m.{c} = k.{c}" for c in SUM_KEY_NAMES)
-            columns = ", ".join(f"s.{c.strip()}" for c in SUM_COLUMNS.split(","))
             latest = f"FROM {table} m WHERE {same} AND m.valid_from <= ? ORDER BY m.valid_from DESC"
-            if self.views.kind == "postgresql":
-                sql = (
-                    f"SELECT {columns} FROM {keys} k CROSS JOIN LATERAL "
-                    f"(SELECT m.* {latest} LIMIT 1) s "
-                    f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
-                )
-            else:  # no LATERAL: the version's rowid, found by the same seek
-                sql = (
-                    f"SELECT {columns} FROM {keys} k JOIN {table} s "
-                    f"ON s.rowid = (SELECT m.rowid {latest} LIMIT 1) "
-                    f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
-                )
+            version = (
+                f"CROSS JOIN LATERAL (SELECT m.* {latest} LIMIT 1) s"
+                if self.views.kind == "postgresql"
+                # no LATERAL in SQLite: the version's rowid, found by the same seek
+                else f"JOIN {table} s ON s.rowid = (SELECT m.rowid {latest} LIMIT 1)"
+            )
+            sql = (
+                f"SELECT {_sum_columns('s')} FROM {keys} k {version} "
+                f"WHERE k.person = ? AND k.bucket IN ({marks}) AND s.valid_to > ?"
+            )
             params = [self.cut, self.person or "", *(p.bucket for p in buckets), self.cut]
             kpi_column = "k.kpi"
         if kpis is not None:
@@ -373,6 +374,19 @@ class StoredLoader:
             rows = [] if never else self._loose(cursor, buckets, kpis)
         added: Sums = {k: (v[0], v[1], v[2]) for k, v in sums.items()}
         return Parts(added, rows)
+
+    def _narrowed(
+        self, sql: str, params: list[Any], kpis: tuple[str, ...] | None, *, kpi: str = "kpi"
+    ) -> str:
+        """`sql` limited to the loader's person (if any) and to `kpis` (if given); their values
+        are added to `params`."""
+        if self.person is not None:
+            sql += " AND person = ?"
+            params.append(self.person)
+        if kpis is not None:
+            sql += f" AND {kpi} IN ({', '.join('?' * len(kpis))})"
+            params += list(kpis)
+        return sql
 
     def _loose(self, cursor: Any, pieces: list[Piece], kpis: tuple[str, ...] | None) -> list[Row]:
         """The rows of the entities no chosen bucket holds whole: in each run of pieces of one
@@ -403,25 +417,21 @@ class StoredLoader:
                     "AND valid_from <= ?"
                 )
                 params += [*bound, *range(depth), start, end, self.cut]
-                if self.person is not None:
-                    sql += " AND person = ?"
-                    params.append(self.person)
-                if kpis is not None:
-                    sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
-                    params += list(kpis)
-                selects.append(sql)
+                selects.append(self._narrowed(sql, params, kpis))
         found = self.views.select(cursor, self.views.sql(" UNION ALL ".join(selects)), params)
         decimals: dict[str, Decimal] = {}  # the same few numbers recur: parse each once
-        rows = []
-        for kpi, department, person, entity, at, num, den, pending_until, label in found:
-            n = decimals.get(num)
-            if n is None:
-                n = decimals[num] = Decimal(num)
-            d = decimals.get(den)
-            if d is None:
-                d = decimals[den] = Decimal(den)
-            rows.append(Row("", kpi, department, person, entity, at, n, d, pending_until, label))
-        return rows
+
+        def decimal(text: str) -> Decimal:
+            value = decimals.get(text)
+            if value is None:
+                value = decimals[text] = Decimal(text)
+            return value
+
+        return [
+            Row("", kpi, department, person, entity, at, decimal(num), decimal(den),
+                pending_until, label)
+            for kpi, department, person, entity, at, num, den, pending_until, label in found
+        ]  # fmt: skip
 
     def _rows(self, cursor: Any, period: Period, kpis: tuple[str, ...] | None) -> list[Row]:
         start, end = period.window(self.tz)
@@ -430,13 +440,7 @@ class StoredLoader:
             "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?)"
         )
         params: list[Any] = [start, end, self.cut, self.cut]
-        if self.person is not None:
-            sql += " AND person = ?"
-            params.append(self.person)
-        if kpis is not None:
-            sql += f" AND kpi IN ({', '.join('?' * len(kpis))})"
-            params += list(kpis)
-        cursor.execute(self.views.sql(sql), params)
+        cursor.execute(self.views.sql(self._narrowed(sql, params, kpis)), params)
         return [to_row(r) for r in cursor.fetchall()]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ledger.projections.casefile import READ_YOUR_WRITES_SECONDS, Projections
-from ledger.projections.facts import Fact
+from ledger.projections.facts import Fact, facts_of_streams_with
 from ledger.projections.kpi_board import stored_loader
 from ledger.projections.kpis import (
     ENTERPRISE_KPIS,
@@ -33,12 +33,7 @@ class KpiReads:
     def _report(self, as_of: datetime | None, person: str | None) -> tuple[Report, int]:
         cut = self.ledger.position_at(as_of)
         self.projections.kpis.catch_up(timeout=READ_YOUR_WRITES_SECONDS)  # read-your-writes
-        plans = [
-            Fact.from_row(r)
-            for key in self.ledger.streams_with(*PLAN_TYPES)
-            for r in self.ledger.stream_rows(*key)
-            if r.position <= cut
-        ]
+        plans = facts_of_streams_with(self.ledger, PLAN_TYPES, cut)
         load = stored_loader(self.projections.views, cut, self.tz, person, latest=as_of is None)
         return Report(load, plans, as_of or self.now, person=person), cut
 
