@@ -14,7 +14,14 @@ class Batch(LedgerStream):
 
     def evolve(self, record: dict[str, Any]) -> None:
         if record["type"] == "batch.registered":
+            self.registration_id = record["event_id"]
             self.kind = record["data"]["kind"]
+        elif (
+            record["type"] == "event.corrected"
+            and record["data"]["corrects_event_id"] == self.registration_id
+        ):
+            # A corrected event counts with its corrected data from the correction on.
+            self.kind = record["data"]["data"]["kind"]
 
     def check_next(self, record: dict[str, Any]) -> None:
         if record["type"] == "shipment.recorded" and self.kind != "production":
