@@ -103,6 +103,9 @@ class LedgerStream(Aggregate):
                 )
             if corrected_type == "event.corrected":
                 raise StreamRuleError("a correction corrects an original event, not a correction")
+            if corrected_type in SYSTEM_ONLY_TYPES and not system:
+                # Its corrected data would count as the ledger's own fact.
+                raise StreamRuleError(f"only the ledger corrects {corrected_type}")
             try:
                 data_model(corrected_type).model_validate(record["data"]["data"])
             except ValidationError as e:
