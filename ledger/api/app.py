@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         version="0.1.0",
         summary="An event-sourced, hash-chained audit ledger for manufacturing quality.",
         lifespan=lifespan,
+        # openapi.install serves pages that load nothing from the internet in their place.
+        docs_url=None,
+        redoc_url=None,
     )
     app.router.route_class = LedgerRoute
     app.state.settings = settings

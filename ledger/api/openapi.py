@@ -1,5 +1,5 @@
 """The OpenAPI document, whole and with every bound written as JSON Schema, and the pages that
-show it (/docs, /redoc), served with their scripts and styles from the package.
+show it (/docs, /redoc), which load nothing from the internet.
 
 pydantic writes a bound it cannot attach to a type (on a union, or after a validator) under its
 own name (`"gt": 0`), which JSON Schema tools ignore; clients and schemathesis would then take
@@ -7,16 +7,42 @@ own name (`"gt": 0`), which JSON Schema tools ignore; clients and schemathesis w
 `responses`) keeps its nested models under its own `$defs`, which its `#/$defs/…` references
 cannot reach from the document's root: they move to `components/schemas`. The document is fixed
 once, when first asked for.
+
+FastAPI's own pages load Swagger UI and Redoc from a CDN (and Redoc's fonts from Google), so on a
+network without the internet they stay blank. Here the pages load the copies that the
+fastapi-offline package ships, served from /docs/assets, and their Content-Security-Policy keeps
+the browser from asking any other origin for what the bundles name themselves (Swagger UI's
+validator badge, Redoc's logo).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
 COMPONENTS = "#/components/schemas/"
+ASSETS = "/docs/assets"
+# Both bundles add inline styles; Swagger UI starts from an inline script, Redoc searches in a
+# worker it makes from a blob, and both draw icons as data: images.
+DOCS_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self' 'unsafe-inline'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    )
+)
 
 
 def with_json_schema_bounds(node: Any) -> Any:
@@ -68,8 +94,45 @@ def with_hoisted_definitions(document: dict[str, Any]) -> dict[str, Any]:
     return fixed
 
 
+def docs_router(title: str) -> APIRouter:
+    """/docs (Swagger UI) and /redoc, showing /openapi.json with the assets under `ASSETS`."""
+    router = APIRouter(include_in_schema=False)
+    headers = {"Content-Security-Policy": DOCS_POLICY}
+
+    @router.get("/docs")
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{title} - Swagger UI",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        page.headers.update(headers)
+        return page
+
+    @router.get("/redoc")
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{title} - ReDoc",
+            redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers.update(headers)
+        return page
+
+    return router
+
+
 def install(app: FastAPI) -> None:
-    """Serve the fixed document at /openapi.json."""
+    """Serve the fixed document at /openapi.json, and the pages that show it.
+
+    The app is built with `docs_url=None, redoc_url=None`: these pages stand in for FastAPI's."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -78,3 +141,5 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.mount(ASSETS, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
+    app.include_router(docs_router(app.title))
