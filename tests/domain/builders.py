@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+from pydantic import TypeAdapter
+
 from ledger.domain import STREAM_CLASSES, LedgerStream
-from ledger.domain.events import VOCABULARY
+from ledger.domain.events import VOCABULARY, Envelope, EnvelopeBase
 
 # The ledger's clock in these tests: fixed, and never the real one, so they pass on any date.
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -180,3 +183,18 @@ def appended(stream: LedgerStream) -> list[dict[str, Any]]:
     """The sealed records the last commands appended (then: what the ledger would store)."""
     events: Sequence[Any] = stream.collect_events()
     return [e.record for e in events]
+
+
+def envelope(event_type: str, data: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """What a sender posts: a record without the `source` the ledger stamps, plus `fields`."""
+    body = record(event_type, data)
+    del body["source"]
+    return {**body, **fields}
+
+
+_ENVELOPE: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
+
+
+def validated(body: dict[str, Any]) -> EnvelopeBase:
+    """The envelope as the ledger reads it off the wire (ValidationError when refused)."""
+    return _ENVELOPE.validate_json(orjson.dumps(body))
