@@ -89,10 +89,17 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 class FrozenClock:
-    """The ledger's clock, under the test's control."""
+    """The ledger's clock, under the test's control.
+
+    It starts at the real time (to the second) because the database stamps `recorded_at` with
+    the real one: a clock fixed to a calendar date would drift away from what is recorded as the
+    real date moves on, and a test would pass today and fail next week. Tests that need a time
+    derive it from `now`; `tests/support/shifted.py` runs the suite under `faketime` to prove
+    that none depends on the date.
+    """
 
     def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+        self.now = now or datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now

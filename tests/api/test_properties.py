@@ -15,16 +15,25 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ADMIN_KEY_NAME
+from tests.conftest import ADMIN_KEY_NAME, FrozenClock
 
 PROBLEM = "application/problem+json"
 MAX_SAFE_INTEGER = 2**53 - 1
-# The `clock` fixture's now; occurred_at may lie at most 5 minutes after it.
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# The ledger's clock in this module (the real time when it was loaded, since the database stamps
+# recorded_at with the real one); strategies draw times around it, and occurred_at may lie at
+# most 5 minutes after it.
+NOW = FrozenClock().now
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
 
 SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -24,7 +24,7 @@ from ledger.projections.facts import Fact, sealed
 from ledger.projections.sla import PolicyHistory, settle, sla_items
 from ledger.watcher import tick
 
-# Far enough before the ledger clock (FrozenClock, 2026-11-26) that the longest history drawn
+# Far enough before the ledger clock (the real time) that the longest history drawn
 # (26 steps of up to 9 × 72 hours) never lies in its future.
 START = datetime(2024, 8, 1, tzinfo=UTC)
 ACTIONS = ["investigate", "rectification_plan", "rectify", "verify", "confirm_customer"]
