@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench clean
+# Debian packages the tests need: installed with apt-get where missing (as root), else named.
+DEB_PACKAGES := faketime
+
+.PHONY: install system-packages run test test-dates lint bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +18,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+system-packages:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "the tests need these Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
 run: install
 	$(BIN)/ledger serve
 
@@ -23,8 +35,14 @@ lint: install
 	$(BIN)/ruff check ledger tests bench
 	$(BIN)/mypy ledger
 
-test: lint
+test: lint system-packages
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-dates
+
+# The SQLite half of the suite with the clock moved on: no test may depend on today's date.
+test-dates: install system-packages
+	$(BIN)/python -m tests.support.shifted '+400 days' -q
+	$(BIN)/python -m tests.support.shifted '+3650 days' -q
 
 bench: install
 	$(BIN)/python bench/append.py
