@@ -44,6 +44,10 @@ test-dates: install system-packages
 	$(BIN)/python -m tests.support.shifted '+400 days' -q
 	$(BIN)/python -m tests.support.shifted '+3650 days' -q
 
+# Rewrites the reference pages drawn from the code (docs/EVENTS.md).
+docs: install
+	$(BIN)/python -m ledger.reference
+
 bench: install
 	$(BIN)/python bench/append.py
 
