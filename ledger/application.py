@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +30,7 @@ from ledger.domain.errors import (
     InvalidEventError,
     LedgerError,
     StreamNotFoundError,
+    StreamsBusyError,
     UnavailableError,
     VersionConflictError,
 )
@@ -39,8 +43,10 @@ from ledger.storage.rows import IndexRow, LedgerRecorder, StoredRow, StreamType,
 Clock = Callable[[], datetime]
 _Streams = dict[tuple[str, str], LedgerStream | None]
 MAX_BATCH = 1000
-# Appends without expected_version are retried when a concurrent writer took the next version.
-RACE_ATTEMPTS = 8
+# An append without expected_version that a concurrent writer beat to the next version decides
+# again on what is stored, for this long at most (then 503 with Retry-After, never 409).
+APPEND_WAIT_SECONDS = 5.0
+LOCK_STRIPES = 256  # per-stream locks of one process: a stream's writers queue on its stripe
 STREAM_CACHE_SIZE = 4096  # streams whose latest state an append can decide on without a read
 
 
@@ -105,15 +111,49 @@ class StreamCache:
             self._streams.clear()
 
 
+class StreamLocks:
+    """Serialises this process's appends per stream: its writers of a stream queue for it
+    instead of racing each other to the stream's next version (and losing, again and again).
+    Streams share a fixed set of locks by hash; a batch takes its streams' locks in one order."""
+
+    def __init__(self, stripes: int = LOCK_STRIPES) -> None:
+        self._locks = [threading.Lock() for _ in range(stripes)]
+
+    @contextmanager
+    def hold(self, keys: Sequence[tuple[str, str]], deadline: float) -> Iterator[None]:
+        """Hold the locks of `keys`; StreamsBusyError if they are not free by `deadline`."""
+        stripes = sorted({hash(key) % len(self._locks) for key in keys})
+        held: list[threading.Lock] = []
+        try:
+            for i in stripes:
+                lock = self._locks[i]
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise StreamsBusyError(keys)
+                held.append(lock)
+            yield
+        finally:
+            for lock in reversed(held):
+                lock.release()
+
+
 class Ledger(Application[UUID]):
     """Appends validated envelopes to their streams, atomically, with their hash chain."""
 
     name = "Ledger"
 
-    def __init__(self, database: Database, *, clock: Clock = utc_now, pool_size: int = 10):
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock = utc_now,
+        pool_size: int = 10,
+        append_wait: float = APPEND_WAIT_SECONDS,
+    ):
         self.database = database
         self.clock = clock
+        self.append_wait = append_wait
         self.streams = StreamCache()
+        self.locks = StreamLocks()
         super().__init__(env=database.library_env(pool_size))
 
     def construct_mapper(self) -> Mapper[UUID]:
@@ -154,75 +194,96 @@ class Ledger(Application[UUID]):
         on its unique key. Then, and after any rule the decision broke on those assumptions,
         the streams are read from the database and the decision is made again; what is
         finally answered was decided on what is stored. An exact retry gets its receipts.
+
+        This process's appends to a stream wait for each other (`StreamLocks`); one that lost
+        the stream's next version to another process decides again until `append_wait` has
+        passed, then StreamsBusyError (503). Only an expected_version gives a 409.
         """
         records = self._checked(items)
-        event_ids = list(records)
         keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
+        deadline = time.monotonic() + self.append_wait
+        with unavailable_on_outage(), self.locks.hold(keys, deadline):
+            return self._append_held(items, records, keys, deadline, system, skip_stored)
+
+    def _append_held(
+        self,
+        items: Sequence[tuple[dict[str, Any], int | None]],
+        records: dict[str, dict[str, Any]],
+        keys: list[tuple[str, str]],
+        deadline: float,
+        system: bool,
+        skip_stored: bool,
+    ) -> AppendResult:
+        """`append_records` once this process's other writers of the streams are done."""
+        event_ids = list(records)
         todo = list(items)
         stored: dict[str, IndexRow] = {}
-        with _unavailable_on_outage():
-            if skip_stored:  # a bulk import that resumes: leave out what is already stored
-                stored = self._stored(event_ids, records)
+        if skip_stored:  # a bulk import that resumes: leave out what is already stored
+            stored = self._stored(event_ids, records)
+            todo = [(r, v) for r, v in items if r["event_id"] not in stored]
+            if not todo:
+                return self._already_stored(event_ids, stored)
+        streams, fresh = self.streams.take(keys), False
+        for attempt in itertools.count():
+            if attempt > 1:
+                # Decided on what was just read, and still another process took a version
+                # first: wait a little (longer each time) and decide again, until the deadline.
+                if time.monotonic() >= deadline:
+                    raise StreamsBusyError(keys)
+                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+            try:
+                events, types = self._decide(todo, system=system, streams=streams)
+            except LedgerError:
+                if not fresh:  # decided on what this process assumed: decide on the database
+                    streams, fresh = self._load(keys), True
+                    continue
+                if not skip_stored:
+                    if retried := self._answer_retry(event_ids, records):
+                        return retried
+                    raise
+                # Another import may have stored some of them since `stored` was read.
+                now_stored = self._stored(event_ids, records)
+                if now_stored.keys() <= stored.keys():
+                    raise
+                stored = now_stored
                 todo = [(r, v) for r, v in items if r["event_id"] not in stored]
                 if not todo:
                     return self._already_stored(event_ids, stored)
-            streams, fresh = self.streams.take(keys), False
-            for _ in range(RACE_ATTEMPTS):
-                try:
-                    events, types = self._decide(todo, system=system, streams=streams)
-                except LedgerError:
-                    if not fresh:  # decided on what this process assumed: decide on the database
-                        streams, fresh = self._load(keys), True
-                        continue
-                    if not skip_stored:
-                        if retried := self._answer_retry(event_ids, records):
-                            return retried
-                        raise
-                    # Another import may have stored some of them since `stored` was read.
-                    now_stored = self._stored(event_ids, records)
-                    if now_stored.keys() <= stored.keys():
-                        raise
-                    stored = now_stored
+                streams = self._load(keys)
+                continue
+            stamps: list[datetime] = []
+            try:
+                # The event store directly: `Application.save` would collect the events
+                # again (with slow runtime protocol checks) for hooks the ledger leaves unused.
+                recordings = self.events.put(
+                    events,
+                    event_ids=[e.record["event_id"] for e in events],
+                    stream_types=types,
+                    stamps=stamps,
+                )
+            except IntegrityError:
+                # A stored event_id (a retry, or the reply to our COMMIT was lost and the
+                # library's retry hit our own rows), or a stream that moved on elsewhere.
+                if skip_stored:  # another import stored some of them meanwhile
+                    stored = self._stored(event_ids, records)
                     todo = [(r, v) for r, v in items if r["event_id"] not in stored]
                     if not todo:
                         return self._already_stored(event_ids, stored)
-                    streams = self._load(keys)
-                    continue
-                stamps: list[datetime] = []
-                try:
-                    # The event store directly: `Application.save` would collect the events
-                    # again (with slow runtime protocol checks) for hooks the ledger leaves unused.
-                    recordings = self.events.put(
-                        events,
-                        event_ids=[e.record["event_id"] for e in events],
-                        stream_types=types,
-                        stamps=stamps,
-                    )
-                except IntegrityError:
-                    # A stored event_id (a retry, or the reply to our COMMIT was lost and the
-                    # library's retry hit our own rows), or a stream that moved on elsewhere.
-                    if skip_stored:  # another import stored some of them meanwhile
-                        stored = self._stored(event_ids, records)
-                        todo = [(r, v) for r, v in items if r["event_id"] not in stored]
-                        if not todo:
-                            return self._already_stored(event_ids, stored)
-                    elif (retried := self._answer_retry(event_ids, records)) is not None:
-                        return retried
-                    # Decide again on what is stored: an expected_version that no longer
-                    # matches is answered there, and a stream merely assumed new or held
-                    # stale (any stream of a batch) is not mistaken for one.
-                    streams, fresh = self._load(keys), True
-                    continue
-                self.streams.give(streams)
-                receipts = {k: r.receipt() for k, r in stored.items()}
-                for event, recording, stamp in zip(events, recordings, stamps, strict=True):
-                    receipts[event.record["event_id"]] = _receipt(
-                        event.record, recording.notification.id, stamp
-                    )
-                return AppendResult(
-                    [receipts[i] for i in event_ids], created=True, appended=len(todo)
+                elif (retried := self._answer_retry(event_ids, records)) is not None:
+                    return retried
+                # Decide again on what is stored: an expected_version that no longer
+                # matches is answered there, and a stream merely assumed new or held
+                # stale (any stream of a batch) is not mistaken for one.
+                streams, fresh = self._load(keys), True
+                continue
+            self.streams.give(streams)
+            receipts = {k: r.receipt() for k, r in stored.items()}
+            for event, recording, stamp in zip(events, recordings, stamps, strict=True):
+                receipts[event.record["event_id"]] = _receipt(
+                    event.record, recording.notification.id, stamp
                 )
-        raise VersionConflictError("the streams kept changing under concurrent writers; retry")
+            return AppendResult([receipts[i] for i in event_ids], created=True, appended=len(todo))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _checked(
         self, items: Sequence[tuple[dict[str, Any], int | None]]
@@ -350,12 +411,12 @@ class Ledger(Application[UUID]):
 
     def feed(self, after: int, limit: int) -> list[StoredRow]:
         """Stored events after `after`, in position order."""
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             return self.store.select_rows(after, limit)
 
     def stream(self, stream_type: str, stream_id: str) -> list[StoredRow]:
         """One stream's events in version order."""
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             rows = self.store.select_stream_rows(stream_uuid(stream_type, stream_id))
         if not rows:
             raise StreamNotFoundError(f"no {stream_type} stream {stream_id!r}")
@@ -363,35 +424,35 @@ class Ledger(Application[UUID]):
 
     def stream_rows(self, stream_type: str, stream_id: str) -> list[StoredRow]:
         """One stream's events in version order; empty for a stream never written."""
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             return self.store.select_stream_rows(stream_uuid(stream_type, stream_id))
 
     def streams_rows(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[StoredRow]]:
         """Several streams' events in version order, in one read."""
         ids = {stream_uuid(t, i): (t, i) for t, i in keys}
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             rows = self.store.select_streams_rows(list(ids))
         return {ids[o]: found for o, found in rows.items()}
 
     def streams_with(self, *types: str) -> list[tuple[str, str]]:
         """The (stream type, stream id) of every stream holding an event of these types."""
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             return self.store.streams_with(list(types))
 
     def position_at(self, until: datetime | None) -> int:
         """The last position recorded at or before `until` (now, if None): an as-of cut."""
         if until is None:
             return self.last_position()
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             return self.store.position_at(until)
 
     def last_position(self) -> int:
-        with _unavailable_on_outage():
+        with unavailable_on_outage():
             return self.store.max_notification_id() or 0
 
 
 @contextmanager
-def _unavailable_on_outage() -> Iterator[None]:
+def unavailable_on_outage() -> Iterator[None]:
     """Turn a lost database into UnavailableError (503), never a 500."""
     try:
         yield

@@ -265,3 +265,90 @@ def test_concurrent_retries_of_one_event_all_get_its_receipt(ledger: Ledger) -> 
     assert sum(r.created for r in results) == 1
     assert len({orjson.dumps(r.receipts) for r in results}) == 1
     assert len(ledger.stream("batch", stream_id)) == 2
+
+
+PLAIN_WRITERS = 100
+PLAIN_APPENDS = 3  # per writer, alternating between the two streams
+
+
+def plain_bodies(streams: list[str], writer: int) -> list[dict[str, Any]]:
+    """A writer's appends without expected_version, to the two streams in turn."""
+    return [
+        envelope(
+            "inspection.recorded",
+            stream_id=streams[(writer + i) % len(streams)],
+            data={"stage": "in_process", "sample_size": 10, "defects": i, "result": "pass"},
+        )
+        for i in range(PLAIN_APPENDS)
+    ]
+
+
+def assert_contiguous(ledger: Ledger, streams: list[str], appended: int) -> None:
+    """Every stream's versions run 1, 2, … with no gap, and every append is stored once."""
+    total = 0
+    for stream_id in streams:
+        versions = [orjson.loads(r.state)["version"] for r in ledger.stream("batch", stream_id)]
+        assert versions == list(range(1, len(versions) + 1))
+        total += len(versions)
+    assert total == appended + len(streams)  # the streams' openers besides
+
+
+def test_plain_appends_of_many_writers_through_two_ledgers_all_land_in_contiguous_versions(
+    database: Database, clock: FrozenClock
+) -> None:
+    """Without expected_version an append waits its turn: never a conflict (two ledgers on one
+    database stand for two server processes)."""
+    ledgers = [Ledger(database, clock=clock, pool_size=4) for _ in range(2)]
+    streams = [f"B-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    try:
+        for stream_id in streams:
+            ledgers[0].append([parse(envelope(stream_id=stream_id))], source="test")
+
+        def write(writer: int) -> list[str]:
+            outcomes = []
+            for body in plain_bodies(streams, writer):
+                try:
+                    ledgers[writer % 2].append([parse(body)], source="test")
+                    outcomes.append("stored")
+                except VersionConflictError as e:
+                    outcomes.append(f"conflict: {e}")
+            return outcomes
+
+        outcomes = [o for found in race(write, list(range(PLAIN_WRITERS))) for o in found]
+        assert outcomes == ["stored"] * (PLAIN_WRITERS * PLAIN_APPENDS)
+        assert_contiguous(ledgers[1], streams, len(outcomes))
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+
+
+def test_plain_http_appends_of_many_writers_get_201_never_409(
+    server: tuple[str, dict[str, str]], database: Database, clock: FrozenClock
+) -> None:
+    """Many senders over HTTP while another process appends to the same two streams."""
+    base, headers = server
+    other = Ledger(database, clock=clock, pool_size=4)
+    streams = [f"B-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    try:
+        for stream_id in streams:
+            other.append([parse(envelope(stream_id=stream_id))], source="test")
+
+        def write(writer: int) -> list[int]:
+            statuses = []
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+                for body in plain_bodies(streams, writer):
+                    if writer % 4 == 0:  # a quarter of the writers are the other process
+                        other.append([parse(body)], source="test")
+                        statuses.append(201)
+                        continue
+                    r = http.post("/v1/events", json=body)
+                    assert r.status_code != 503 or r.headers.get("retry-after"), r.text
+                    statuses.append(r.status_code)
+            return statuses
+
+        statuses = [s for found in race(write, list(range(PLAIN_WRITERS))) for s in found]
+        assert set(statuses) <= {201, 503}, sorted(statuses)
+        assert statuses.count(201) >= len(statuses) - 5, sorted(statuses)
+        assert_contiguous(other, streams, statuses.count(201))
+    finally:
+        other.close()

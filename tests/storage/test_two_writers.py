@@ -4,6 +4,7 @@ and every stream's hash chain holds."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import TypeAdapter
 
 from ledger.application import Ledger
 from ledger.domain.chain import verify_stream
-from ledger.domain.errors import StreamRuleError, VersionConflictError
+from ledger.domain.errors import StreamRuleError, StreamsBusyError, VersionConflictError
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.storage.database import Database
 from tests.conftest import FrozenClock, envelope
@@ -175,3 +176,52 @@ def test_a_writer_that_believes_a_stream_is_further_along_never_leaves_a_gap(
     records = [orjson.loads(r.state) for r in first.stream_rows(*key)]
     assert [r["version"] for r in records] == [1, 2]
     assert verify_stream(records) is None
+
+
+def always_beaten(
+    loser: Ledger, winner: Ledger, stream_id: str, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Make `winner` take the stream's next version right after every read by `loser`: the
+    loser's every decision is stale by the time it inserts. Returns the loser's read count."""
+    load = loser._load
+    reads: list[int] = []
+
+    def load_then_lose(keys: list[tuple[str, str]]) -> Any:
+        found = load(keys)
+        reads.append(1)
+        model = ADAPTER.validate_python(envelope("inspection.recorded", stream_id))
+        winner.append([model], source="t")
+        return found
+
+    monkeypatch.setattr(loser, "_load", load_then_lose)
+    return reads
+
+
+def test_a_plain_append_that_keeps_losing_the_race_gives_up_busy_past_its_deadline(
+    writers: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = writers
+    first.append([ADAPTER.validate_python(envelope("batch.registered", "B-busy"))], source="t")
+    second.append_wait = 0.3
+    reads = always_beaten(second, first, "B-busy", monkeypatch)
+    model = ADAPTER.validate_python(envelope("inspection.recorded", "B-busy"))
+    began = time.monotonic()
+    with pytest.raises(StreamsBusyError, match="B-busy") as caught:
+        second.append([model], source="t")
+    assert 0.3 <= time.monotonic() - began < 2
+    assert caught.value.retry_after >= 1
+    assert len(reads) > 2  # it decided again and again on what was stored meanwhile
+    records = [orjson.loads(r.state) for r in first.stream_rows("batch", "B-busy")]
+    assert [r["version"] for r in records] == list(range(1, len(records) + 1))
+    assert verify_stream(records) is None
+
+
+def test_an_append_with_expected_version_that_loses_the_race_is_a_version_conflict(
+    writers: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = writers
+    first.append([ADAPTER.validate_python(envelope("batch.registered", "B-vc"))], source="t")
+    always_beaten(second, first, "B-vc", monkeypatch)
+    model = ADAPTER.validate_python(envelope("inspection.recorded", "B-vc", expected_version=1))
+    with pytest.raises(VersionConflictError):
+        second.append([model], source="t")
