@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import orjson
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import iter_route_contexts
@@ -18,8 +19,10 @@ from ledger.domain.errors import (
     EventIdConflictError,
     InvalidEventError,
     LedgerError,
+    ReadModelBehindError,
     StreamNotFoundError,
     StreamRuleError,
+    StreamsBusyError,
     UnavailableError,
     VersionConflictError,
 )
@@ -28,7 +31,6 @@ from ledger.domain.events import EVENT_TYPES
 log = logging.getLogger("ledger.api")
 
 PROBLEM_BASE = "https://quality-ledger.invalid/problems/"
-RETRY_AFTER_SECONDS = "2"
 
 # error class → (status, problem type slug, title)
 PROBLEMS: dict[type[LedgerError], tuple[int, str, str]] = {
@@ -38,6 +40,8 @@ PROBLEMS: dict[type[LedgerError], tuple[int, str, str]] = {
     EventIdConflictError: (409, "event-id-conflict", "The event_id is taken by other content"),
     StreamNotFoundError: (404, "not-found", "No such stream"),
     UnavailableError: (503, "unavailable", "The database is unavailable"),
+    StreamsBusyError: (503, "streams-busy", "Other writers are appending to these streams"),
+    ReadModelBehindError: (503, "read-model-behind", "A read model is behind the ledger"),
 }
 
 HTTP_TITLES = {
@@ -112,14 +116,21 @@ def install(app: FastAPI) -> None:
             (PROBLEMS[c] for c in type(exc).__mro__ if c in PROBLEMS),
             (409, "conflict", "Conflict"),
         )
-        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
         if isinstance(exc, InvalidEventError):
             errors = [{"field": exc.field, "message": exc.message}]
             return ProblemResponse(status, slug, title, str(exc), errors=errors)
-        if status == 503:
-            log.warning("database unavailable: %s", exc)
-            return ProblemResponse(status, slug, title, "retry shortly", headers=headers)
+        if isinstance(exc, UnavailableError):
+            log.warning("unavailable: %s", exc)
+            headers = {"Retry-After": str(exc.retry_after)}
+            return ProblemResponse(status, slug, title, exc.detail, headers=headers)
         return ProblemResponse(status, slug, title, str(exc))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def lost_database(request: Request, exc: Exception) -> Response:
+        # The library's errors of a database that is down, locked or out of connections, from
+        # any path that did not turn them into UnavailableError itself: 503, never a 500.
+        return await ledger_error(request, UnavailableError(str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> Response:

@@ -79,10 +79,12 @@ def trusted_sources(ledger: Ledger) -> frozenset[str]:
 
 
 class Projections:
-    """The stored read models of one ledger and the runners that keep them caught up."""
+    """The stored read models of one ledger and the runners that keep them caught up; a read
+    waits `read_wait` seconds at most for its read model to count the appends before it."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, read_wait: float = READ_YOUR_WRITES_SECONDS) -> None:
         self.ledger = ledger
+        self.read_wait = read_wait
         self.views = views_of(ledger)
         self.board = ProjectionRunner(
             ledger, SlaBoard(ledger, lambda: trusted_sources(ledger)), self.views
@@ -97,6 +99,16 @@ class Projections:
 
     def catch_up(self) -> int:
         return sum(r.catch_up() for r in self.runners.values())
+
+    def wait_for(self, runner: ProjectionRunner, cut: int) -> None:
+        """Return once `runner`'s read model counts every event up to `cut` (503 after
+        `read_wait` seconds, while it goes on catching up in the background)."""
+        runner.wait_for(cut, self.read_wait)
+
+    def close(self) -> None:
+        """Stop the background catch-ups (each after its page)."""
+        for runner in self.runners.values():
+            runner.close()
 
 
 class Disputes(CaseFiles):
@@ -123,7 +135,7 @@ class Disputes(CaseFiles):
         self, state: str | None, department: str | None, as_of: datetime | None
     ) -> dict[str, Any]:
         cut = self.ledger.position_at(as_of)
-        self.projections.board.catch_up(timeout=READ_YOUR_WRITES_SECONDS)
+        self.projections.wait_for(self.projections.board, cut)
         now = as_of or self.now
         items = board_items(self.projections.views, cut, now, department, state)
         return sealed({"items": items, "position": cut})

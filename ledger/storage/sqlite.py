@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, Notification, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
@@ -33,7 +39,12 @@ class _ImmediateTransaction(SQLiteTransaction):
         cursor = self.connection.cursor()
         # A deferred BEGIN that later writes fails at once under another process's
         # write lock ("database is locked"); IMMEDIATE waits for the busy timeout instead.
-        cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        except sqlite3.OperationalError as e:
+            # The library converts its driver's errors on leaving a transaction, not on
+            # entering one: the lock still held after the busy timeout would escape raw.
+            raise OperationalError(e) from e
         return cursor
 
 
