@@ -21,7 +21,6 @@ from ledger import cli_keys
 from ledger.api.problems import field_of
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import Envelope, EnvelopeBase
-from ledger.domain.messages import readable
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
 
@@ -60,26 +59,27 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
 ) -> None:
     """Migrate, then serve the HTTP API on LEDGER_HOST:LEDGER_PORT."""
-    import uvicorn
-
+    from ledger.api import server
     from ledger.api.app import open_ledger
 
     settings = Settings()
     _database(settings)
-    try:
-        open_ledger(settings).close()  # migrate and refuse an unsafe database before serving
-    except Exception as e:
-        err.print(f"[red]cannot start: {e}[/red]")
+    host, port = host or settings.host, port or settings.port
+    config = server.server_config(settings, host=host, port=port, workers=workers)
+    try:  # before a first key is made and shown: it would be no use on a port that is taken
+        sock = server.bind(host, port)
+    except OSError as e:
+        err.print(f"[red]cannot listen on {host}:{port}: {e.strerror or e}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
-    cli_keys.announce_first_key(settings)
-    uvicorn.run(
-        "ledger.api.app:app_from_env",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level="info",
-    )
+    with sock:
+        try:
+            open_ledger(settings).close()  # migrate and refuse an unsafe database before serving
+        except Exception as e:
+            err.print(f"[red]cannot start: {e}[/red]")
+            raise typer.Exit(1) from None
+        cli_keys.announce_first_key(settings)
+        if not server.serve(config, sock):
+            raise typer.Exit(3)
 
 
 class _BadLine(Exception):
@@ -139,7 +139,7 @@ def import_(
                         batch.append(adapter.validate_json(line))
                         numbers.append(number)
                     except ValidationError as e:
-                        first = readable(e.errors())[0]
+                        first = e.errors()[0]
                         failed = f"line {number}: {field_of(first)}: {first['msg']}"
                         break
                     seen += 1
@@ -239,7 +239,7 @@ def replay_complaint(
     try:
         cut = parse_time(TypeAdapter(Timestamp).validate_python(as_of)) if as_of else None
     except ValidationError as e:
-        err.print(f"[red]--as-of: {readable(e.errors())[0]['msg']}[/red]")
+        err.print(f"[red]--as-of: {e.errors()[0]['msg']}[/red]")
         raise typer.Exit(2) from None
     ledger = _open_ledger()
     try:

@@ -20,3 +20,12 @@ class Settings(BaseSettings):
     sla_tick_seconds: Annotated[float, Field(gt=0)] = 10.0
     rate_limit: Annotated[float, Field(ge=0)] = 0.0
     pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    # HTTP limits of `ledger serve`, per server process (ledger/api/server.py).
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024  # request line + headers → 431
+    max_headers: Annotated[int, Field(ge=8)] = 100  # header fields of one request → 431
+    read_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0  # a whole request, first byte on
+    keep_alive_seconds: Annotated[int, Field(ge=1)] = 5  # an open connection with no request
+    max_connections: Annotated[int, Field(ge=1)] = 1000  # beyond it a request gets 503
+    # Who may set X-Forwarded-For/-Proto: comma-separated addresses or networks, "*" for any;
+    # empty (the default) trusts no one and ignores the headers.
+    forwarded_allow_ips: str = ""

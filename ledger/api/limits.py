@@ -3,6 +3,7 @@ claim) and the per-key rate."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -10,13 +11,20 @@ from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.api.problems import ProblemResponse
+from ledger.api.problems import HTTP_TITLES, ProblemResponse
+
+log = logging.getLogger("ledger.api")
 
 
 class BodyLimit:
-    """413 problem JSON for a body over `max_bytes`."""
+    """413 problem JSON for a body over `max_bytes`.
+
+    The rest of a refused body is read and thrown away by the server (ledger/api/server.py), so
+    a client still sending it reads the 413 instead of a reset connection.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -29,7 +37,7 @@ class BodyLimit:
         detail = f"the request body is larger than {self.max_bytes} bytes"
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                response = ProblemResponse(413, "too-large", "Content too large", detail)
+                response = ProblemResponse(413, *HTTP_TITLES[413], detail)
                 await response(scope, receive, send)
                 return
         received = 0
@@ -44,7 +52,12 @@ class BodyLimit:
                     raise HTTPException(413, detail)
             return message
 
-        await self.app(scope, counted, send)
+        try:
+            await self.app(scope, counted, send)
+        except ClientDisconnect:
+            # The client left, or the server stopped waiting for it (408), before the body was
+            # all sent: the request was never whole, so it changed nothing, and no one is there.
+            log.info("%s %s: the client stopped sending its body", scope["method"], scope["path"])
 
 
 class RateLimit:

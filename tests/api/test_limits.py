@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
 from ledger.api.limits import RateLimit
+from ledger.api.server import HttpLimits, ServerConfig, server_config
 from ledger.application import Ledger
 from ledger.settings import Settings
 from tests.conftest import bearer, envelope
@@ -93,3 +94,43 @@ def test_a_rate_below_one_per_second_spreads_one_request_over_a_longer_window() 
     assert getattr(refused.value, "status_code", None) == 429
     assert 1 <= int(getattr(refused.value, "headers", {})["Retry-After"]) <= 4
     assert RateLimit.from_setting(0) is None
+
+
+def test_a_path_with_a_trailing_slash_is_404_not_a_redirect(client: TestClient) -> None:
+    # A redirect's Location would be built from the Host header, which anyone can send.
+    r = client.get("/v1/events/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == PROBLEM
+    assert "location" not in r.headers
+
+
+def test_the_server_trusts_proxy_headers_only_from_the_addresses_configured() -> None:
+    def config(**settings: str) -> ServerConfig:
+        return server_config(
+            Settings(database_url="sqlite:///unused", **settings),
+            host="127.0.0.1",
+            port=8000,
+            workers=1,
+        )
+
+    assert config().proxy_headers is False  # uvicorn alone would trust 127.0.0.1
+    trusted = config(forwarded_allow_ips="10.0.0.5, 10.1.0.0/16")
+    assert trusted.proxy_headers is True
+    assert trusted.forwarded_allow_ips == "10.0.0.5, 10.1.0.0/16"
+
+
+def test_the_http_limits_come_from_the_settings() -> None:
+    settings = Settings(
+        database_url="sqlite:///unused",
+        max_header_bytes=4096,
+        max_headers=30,
+        read_timeout_seconds=2.5,
+        keep_alive_seconds=3,
+        max_connections=50,
+    )
+    config = server_config(settings, host="127.0.0.1", port=8000, workers=1)
+    assert config.limits == HttpLimits(
+        max_header_bytes=4096, max_headers=30, read_timeout=2.5, max_connections=50
+    )
+    assert config.timeout_keep_alive == 3
+    assert Settings(database_url="sqlite:///unused").max_header_bytes == 16 * 1024
