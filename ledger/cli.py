@@ -21,6 +21,7 @@ from ledger import cli_keys
 from ledger.api.problems import field_of
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import Envelope, EnvelopeBase
+from ledger.domain.messages import readable
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
 
@@ -139,7 +140,7 @@ def import_(
                         batch.append(adapter.validate_json(line))
                         numbers.append(number)
                     except ValidationError as e:
-                        first = e.errors()[0]
+                        first = readable(e.errors())[0]
                         failed = f"line {number}: {field_of(first)}: {first['msg']}"
                         break
                     seen += 1
@@ -239,7 +240,7 @@ def replay_complaint(
     try:
         cut = parse_time(TypeAdapter(Timestamp).validate_python(as_of)) if as_of else None
     except ValidationError as e:
-        err.print(f"[red]--as-of: {e.errors()[0]['msg']}[/red]")
+        err.print(f"[red]--as-of: {readable(e.errors())[0]['msg']}[/red]")
         raise typer.Exit(2) from None
     ledger = _open_ledger()
     try:

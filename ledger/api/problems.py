@@ -27,6 +27,8 @@ from ledger.domain.errors import (
     VersionConflictError,
 )
 from ledger.domain.events import EVENT_TYPES
+from ledger.domain.messages import readable
+from ledger.projections.names import UnknownNameError
 
 log = logging.getLogger("ledger.api")
 
@@ -42,6 +44,7 @@ PROBLEMS: dict[type[LedgerError], tuple[int, str, str]] = {
     UnavailableError: (503, "unavailable", "The database is unavailable"),
     StreamsBusyError: (503, "streams-busy", "Other writers are appending to these streams"),
     ReadModelBehindError: (503, "read-model-behind", "A read model is behind the ledger"),
+    UnknownNameError: (404, "not-found", "No such department or person in the ledger"),
 }
 
 HTTP_TITLES = {
@@ -138,7 +141,7 @@ def install(app: FastAPI) -> None:
             {"field": "body", "message": f"{e['msg']}: {e.get('ctx', {}).get('error', '')}"}
             if e["type"] == "json_invalid"
             else {"field": field_of(e), "message": e["msg"]}
-            for e in exc.errors()
+            for e in readable(exc.errors())
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return ProblemResponse(

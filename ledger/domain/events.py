@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 from uuid import UUID
@@ -28,26 +28,40 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DEPARTMENT_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
-PERIOD_PATTERN = r"^\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$"
-AMOUNT_PATTERN = r"^-?\d{1,15}(\.\d{1,6})?$"
+# Digits are [0-9], never \d: both `re` and pydantic's regex engine let \d match any Unicode
+# digit (Arabic-Indic ٢٠٢٦ is a "year" to them, and int() reads it).
+PERIOD_PATTERN = r"^[0-9]{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?$"
+AMOUNT_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+KPI_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 StreamType = Literal["batch", "complaint", "plan"]
 
 
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def _rfc3339(value: str) -> str:
-    if not re.fullmatch(
-        r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", value
-    ):
+    if not _RFC3339.fullmatch(value):
         raise ValueError("must be an RFC 3339 time with an offset, e.g. 2026-11-02T08:15:00+08:00")
     try:
-        parse_time(value)
+        parsed = parse_time(value)
     except ValueError as e:
         raise ValueError(f"is not a valid time: {e}") from None
+    try:
+        # Every time is stored and compared in UTC: 0001-01-01T00:00:00+00:01 has no UTC form.
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies outside the years 0001 to 9999 once converted to UTC") from None
     return value
 
 
 # The common form, which datetime.fromisoformat reads as it is (twice as fast as the general path).
-_PLAIN_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?(Z|[+-]\d\d:\d\d)")
+_PLAIN_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def parse_time(value: str) -> datetime:
@@ -58,7 +72,7 @@ def parse_time(value: str) -> datetime:
     if "." in text:
         # Python keeps microseconds: cut longer fractions, keep the offset.
         head, _, rest = text.partition(".")
-        digits = re.match(r"\d+", rest)
+        digits = re.match(r"[0-9]+", rest)
         assert digits is not None
         text = head + "." + digits.group(0)[:6].ljust(6, "0") + rest[digits.end() :]
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -260,7 +274,7 @@ class ComplaintReopened(Data):
 
 class QualityCostRecorded(Data):
     amount: Annotated[StrictStr, Field(pattern=AMOUNT_PATTERN, examples=["1250.00"])]
-    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[StrictStr, Field(pattern=CURRENCY_PATTERN)]
     category: Literal["prevention", "appraisal", "internal_failure", "external_failure"]
 
     def decimal_amount(self) -> Decimal:
@@ -278,7 +292,7 @@ class TargetSet(Data):
     level: Literal["enterprise", "department", "person"]
     department: Department | None = None
     person_id: Name | None = None
-    kpi: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    kpi: Annotated[StrictStr, Field(pattern=KPI_PATTERN)]
     direction: Literal["at_most", "at_least"]
     target: Number | None = None
     change_pct: Number | None = None
@@ -310,7 +324,7 @@ class SlaPolicy(Data):
 
 class IncentiveRule(Data):
     department: Department
-    kpi: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    kpi: Annotated[StrictStr, Field(pattern=KPI_PATTERN)]
     outcome: Literal["bonus_pct", "commission_coefficient_delta", "promotion_score_delta"]
     met: Number
     missed: Number
@@ -324,7 +338,7 @@ class PolicySet(Data):
 class RevenueRecorded(Data):
     period: Period
     amount: Annotated[StrictStr, Field(pattern=AMOUNT_PATTERN)]
-    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[StrictStr, Field(pattern=CURRENCY_PATTERN)]
 
 
 class EscalationRaised(Data):

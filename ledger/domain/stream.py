@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ledger.domain.chain import GENESIS_HASH, chain_hash
 from ledger.domain.errors import InvalidEventError, StreamRuleError
 from ledger.domain.events import VOCABULARY, StreamType, data_model, parse_time
+from ledger.domain.messages import readable
 
 STREAM_NAMESPACE = uuid5(NAMESPACE_URL, "https://quality-ledger.invalid/streams")
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -109,7 +110,7 @@ class LedgerStream(Aggregate):
             try:
                 data_model(corrected_type).model_validate(record["data"]["data"])
             except ValidationError as e:
-                first = e.errors()[0]
+                first = readable(e.errors())[0]
                 where = ".".join(str(p) for p in first["loc"])
                 raise InvalidEventError(
                     f"data.data.{where}".rstrip("."),

@@ -17,8 +17,7 @@ from ledger.projections.kpis import (
     department_body,
     person_body,
 )
-
-PLAN_TYPES = ("target.set", "policy.set", "revenue.recorded")
+from ledger.projections.names import PLAN_TYPES, check_department, check_person
 
 
 class KpiReads:
@@ -42,6 +41,7 @@ class KpiReads:
     ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
         """The body of `GET /v1/kpis` (before sealing) and the incentive rules it applied."""
         report, cut = self._report(as_of, None)
+        self._check(report, cut, department, None)
         body = department_body(report, Period.parse(period), department, cut)
         return body, report.plans.policy.incentives
 
@@ -49,6 +49,7 @@ class KpiReads:
         self, person_id: str, period: str, as_of: datetime | None
     ) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
         report, cut = self._report(as_of, person_id)
+        self._check(report, cut, None, person_id)
         return person_body(report, Period.parse(period), cut), report.plans.policy.incentives
 
     def explain(
@@ -61,6 +62,7 @@ class KpiReads:
     ) -> dict[str, Any]:
         """One KPI, its contributions per entity and every event they rest on."""
         report, cut = self._report(as_of, person_id)
+        self._check(report, cut, department, person_id)
         span = Period.parse(period)
         if person_id is not None:
             blocks = report.personal(span)
@@ -86,6 +88,14 @@ class KpiReads:
             "events": self._events(ids, cut),
             "position": cut,
         }
+
+    def _check(self, report: Report, cut: int, department: str | None, person: str | None) -> None:
+        """404 for a department or person the events counted by `cut` never named."""
+        views = self.projections.views
+        if department is not None and department != ENTERPRISE_NAME:
+            check_department(views, department, cut, lambda: report.plans)
+        if person is not None:
+            check_person(views, person, cut, report.plans)
 
     def _events(self, event_ids: list[str], cut: int) -> list[dict[str, Any]]:
         streams = sorted(

@@ -4,14 +4,15 @@ A row is one contribution (an inspection's defects and sample, a lot's test, an 
 one KPI of one department, and of one person for the personal KPIs. It carries the time that
 places it in a period (`at`, UTC), the entity it counts for (a batch, a lot, a complaint, or the
 event itself when contributions simply add up) and the events it rests on, so a KPI can always be
-traced back to the ledger. A stream's rows depend on its own events; a production batch's also
+traced back to the ledger, corrections included: a row resting on a corrected event also rests
+on the corrections of it. A stream's rows depend on its own events; a production batch's also
 on the complaints that name it (their attributions and filing times), given as `context`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -94,7 +95,29 @@ def stream_rows(
                 rows += _lot_rows(ordered, data, stream_id, registered)
             else:
                 rows += _production_rows(ordered, data, stream_id, registered, context)
-    return rows
+    fixes = corrections([*ordered, *context])
+    return [_with_corrections(r, fixes) for r in rows] if fixes else rows
+
+
+def corrections(facts: list[Fact]) -> dict[str, tuple[str, ...]]:
+    """The corrections among `facts` of each event they correct, in position order."""
+    found: dict[str, tuple[str, ...]] = {}
+    for f in sorted(facts, key=lambda f: f.position):
+        if f.type == "event.corrected":
+            target = f.record["data"]["corrects_event_id"]
+            found[target] = (*found.get(target, ()), f.event_id)
+    return found
+
+
+def _with_corrections(row: Row, fixes: dict[str, tuple[str, ...]]) -> Row:
+    """`row` resting also on the corrections of the events it rests on."""
+
+    def refs(ids: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e for i in ids for e in (i, *fixes.get(i, ()))))
+
+    if not any(i in fixes for i in (*row.num_refs, *row.den_refs)):
+        return row
+    return replace(row, num_refs=refs(row.num_refs), den_refs=refs(row.den_refs))
 
 
 def _sla_rows(

@@ -90,8 +90,8 @@ def test_people_have_their_personal_kpis(demo: TestClient) -> None:
     assert owner["departments"]["production"]["kpis"]["rectification_completion_rate"]["value"] == 1
     buyer = demo.get("/v1/kpis/people/E2001", params={"period": "2026-11"}).json()
     assert buyer["departments"]["procurement"]["kpis"]["material_reject_rate"]["value"] == 0.5
-    nobody = demo.get("/v1/kpis/people/E9999", params={"period": "2026-11"}).json()
-    assert nobody["departments"] == {}
+    nobody = demo.get("/v1/kpis/people/E9999", params={"period": "2026-11"})
+    assert nobody.status_code == 404 and "E9999" in nobody.json()["detail"]
 
 
 def test_hr_exports_a_period_as_csv(demo: TestClient, make_key: Callable[..., str]) -> None:

@@ -76,23 +76,23 @@ def test_an_event_may_be_corrected_again() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "field", "message"),
+    ("data", "field"),
     [
-        ({**DATA["inspection.recorded"], "defects": 51}, "data.data", "cannot exceed sample_size"),
-        ({**DATA["inspection.recorded"], "colour": "red"}, "data.data.colour", "Extra inputs"),
-        ({"sample_size": 50, "defects": 0, "result": "pass"}, "data.data.stage", "required"),
-        ({**DATA["inspection.recorded"], "sample_size": "50"}, "data.data.sample_size", "integer"),
+        ({**DATA["inspection.recorded"], "defects": 51}, "data.data"),
+        ({**DATA["inspection.recorded"], "colour": "red"}, "data.data.colour"),
+        ({"sample_size": 50, "defects": 0, "result": "pass"}, "data.data.stage"),
+        ({**DATA["inspection.recorded"], "sample_size": "50"}, "data.data.sample_size"),
     ],
+    ids=["a rule across fields", "an unknown field", "a missing field", "a wrong type"],
 )
 def test_a_correction_carries_valid_data_of_the_corrected_type(
-    data: dict[str, object], field: str, message: str
+    data: dict[str, object], field: str
 ) -> None:
     inspection = record("inspection.recorded")
     batch = given(record("batch.registered"), inspection)
     with pytest.raises(InvalidEventError) as refused:
         when(batch, corrected(inspection, data))
     assert refused.value.field == field
-    assert message in refused.value.message
     assert refused.value.message.endswith("(as data of inspection.recorded)")
 
 

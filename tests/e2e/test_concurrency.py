@@ -21,6 +21,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from ledger.api.app import create_app
@@ -350,5 +351,33 @@ def test_plain_http_appends_of_many_writers_get_201_never_409(
         assert set(statuses) <= {201, 503}, sorted(statuses)
         assert statuses.count(201) >= len(statuses) - 5, sorted(statuses)
         assert_contiguous(other, streams, statuses.count(201))
+    finally:
+        other.close()
+
+
+def test_a_plain_http_append_beaten_until_its_deadline_is_a_503_with_retry_after(
+    client: TestClient, ledger: Ledger, database: Database, clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    stream_id = f"B-{uuid.uuid4().hex[:12]}"
+    assert client.post("/v1/events", json=envelope(stream_id=stream_id)).status_code == 201
+    other = Ledger(database, clock=clock, pool_size=2)
+    try:
+        # the server's ledger holds the stream at version 1; another process took version 2
+        other.append([parse(envelope("inspection.recorded", stream_id))], source="other")
+        load = ledger._load
+
+        def load_then_lose(keys: list[tuple[str, str]]) -> Any:
+            found = load(keys)  # and another process appends before this one inserts
+            other.append([parse(envelope("inspection.recorded", stream_id))], source="other")
+            return found
+
+        monkeypatch.setattr(ledger, "_load", load_then_lose)
+        ledger.append_wait = 0.2
+        r = client.post("/v1/events", json=envelope("inspection.recorded", stream_id))
+        assert r.status_code == 503, r.text
+        assert r.json()["type"].endswith("/streams-busy")
+        assert stream_id in r.json()["detail"]
+        assert r.headers["Retry-After"] == "1"
     finally:
         other.close()

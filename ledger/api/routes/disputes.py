@@ -16,6 +16,7 @@ from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Responsibility, SlaBoard
 from ledger.domain.events import DEPARTMENT_PATTERN
 from ledger.projections.casefile import Disputes
+from ledger.projections.names import check_department, plans_at
 
 router = APIRouter(prefix="/v1", tags=["disputes"], route_class=LedgerRoute)
 
@@ -38,7 +39,9 @@ def complaint_responsibility(
     return ORJSON(disputes.complaint_responsibility(complaint_id, cut_of(as_of)))
 
 
-@router.get("/sla", response_model=SlaBoard, responses=documented(400, 401, 403, 422, 429, 503))
+@router.get(
+    "/sla", response_model=SlaBoard, responses=documented(400, 401, 403, 404, 422, 429, 503)
+)
 def sla_board(
     projections: ProjectionsDep,
     principal: SlaReader,
@@ -48,4 +51,9 @@ def sla_board(
 ) -> Response:
     """Every notification's deadline and its state: open, breached, met or met_late."""
     disputes = Disputes(projections, projections.ledger.clock())
-    return ORJSON(disputes.sla_board(state, department, cut_of(as_of)))
+    body = disputes.sla_board(state, department, cut_of(as_of))
+    if department is not None and not body["items"]:
+        cut = body["position"]
+        ledger = projections.ledger
+        check_department(projections.views, department, cut, lambda: plans_at(ledger, cut))
+    return ORJSON(body)

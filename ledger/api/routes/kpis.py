@@ -132,7 +132,7 @@ def _respond(body: dict[str, Any], rules: Any, fmt: str) -> Response:
 @router.get(
     "/kpis",
     response_model=KpiReport | KpiExplanation,
-    responses=documented(400, 401, 403, 422, 429, 503) | CSV_RESPONSE,
+    responses=documented(400, 401, 403, 404, 422, 429, 503) | CSV_RESPONSE,
 )
 def department_kpis(
     reads: KpiReadsDep,
@@ -153,7 +153,7 @@ def department_kpis(
 @router.get(
     "/kpis/people/{actor_id}",
     response_model=PersonKpis | KpiExplanation,
-    responses=documented(400, 401, 403, 422, 429, 503) | CSV_RESPONSE,
+    responses=documented(400, 401, 403, 404, 422, 429, 503) | CSV_RESPONSE,
 )
 def person_kpis(
     actor_id: ActorId,
