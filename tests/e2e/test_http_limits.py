@@ -24,7 +24,7 @@ import pytest
 LEDGER = [sys.executable, "-c", "from ledger.cli import main; main()"]
 MAX_HEADER_BYTES = 8192
 MAX_HEADERS = 20
-READ_TIMEOUT = 2.0
+READ_TIMEOUT = 3.0
 KEEP_ALIVE = 1
 MAX_CONNECTIONS = 8
 SMALL_LIMITS = {
