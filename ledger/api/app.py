@@ -76,6 +76,9 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         # openapi.install serves pages that load nothing from the internet in their place.
         docs_url=None,
         redoc_url=None,
+        # A redirect would build its Location from the Host header, unchecked, for anyone: the
+        # API's paths have one spelling, and any other is a 404.
+        redirect_slashes=False,
     )
     app.router.route_class = LedgerRoute
     app.state.settings = settings
