@@ -256,6 +256,15 @@ def test_unfinished_header_blocks_do_not_grow_the_servers_memory(served: Served)
             s.close()
 
 
+def test_a_malformed_request_gets_a_400_problem(served: Served) -> None:
+    with served.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        r = read_response(s)
+        assert r.status == 400
+        assert str(r.problem()["detail"]).startswith("invalid HTTP")
+        assert closed_by_server(s, within=10) is not None
+
+
 # Timeouts
 
 
