@@ -25,6 +25,9 @@ from pydantic import (
 
 MAX_JSON_DEPTH = 32
 MAX_SAFE_INTEGER = 2**53 - 1
+# The longest SLA window or backdating tolerance (ten years): deadlines are times, and a window
+# of 1e300 hours has no end to compute (it stopped the SLA and KPI read models for good).
+MAX_HOURS = 87_600
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 DEPARTMENT_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -84,6 +87,15 @@ def _finite(value: float) -> float:
     return value
 
 
+def _safe_number(value: float) -> float:
+    # Figures are added up as exact decimals of limited precision: 1e300 rework units made
+    # every KPI read of the period fail.
+    _finite(value)
+    if abs(value) > MAX_SAFE_INTEGER:
+        raise ValueError("numbers are limited to ±(2**53 - 1)")
+    return value
+
+
 def _safe_int(value: int) -> int:
     if abs(value) > MAX_SAFE_INTEGER:
         raise ValueError("integers are limited to ±(2**53 - 1)")
@@ -127,7 +139,7 @@ Timestamp = Annotated[
 Int = Annotated[StrictInt, AfterValidator(_safe_int)]
 # The bound is checked before the union: a float member would silently take a too large int.
 Number = Annotated[
-    StrictInt | Annotated[StrictFloat, AfterValidator(_finite)],
+    StrictInt | Annotated[StrictFloat, AfterValidator(_safe_number)],
     BeforeValidator(_no_unsafe_int),
 ]
 Text = Annotated[StrictStr, Field(max_length=4000)]
@@ -316,8 +328,10 @@ class TargetSet(Data):
 
 
 class SlaPolicy(Data):
-    windows_hours: Annotated[dict[Action, Annotated[Number, Field(gt=0)]], Field()] = {}
-    backdating_tolerance_hours: Annotated[Number, Field(ge=0)] | None = None
+    windows_hours: Annotated[
+        dict[Action, Annotated[Number, Field(gt=0, le=MAX_HOURS)]], Field()
+    ] = {}
+    backdating_tolerance_hours: Annotated[Number, Field(ge=0, le=MAX_HOURS)] | None = None
     breach_penalty_points: Annotated[Number, Field(ge=0)] | None = None
     escalate_to: Annotated[StrictStr, Field(max_length=64)] | None = None
 

@@ -24,7 +24,7 @@ from ledger.storage.views import Views
 
 PLAN_TYPES = ("target.set", "policy.set", "revenue.recorded")
 
-SEEN_IN = ("rm_kpi_rows", "rm_sla_items")
+SEEN_IN = ("rm_sla_items", "rm_kpi_rows")  # the smaller table first
 MAX_LISTED = 50  # departments named in a 404; more are counted
 
 

@@ -458,3 +458,39 @@ def test_an_unknown_event_type_lists_the_known_ones_in_plain_words(client: TestC
     body = post(client, {**envelope(), "type": "batch.exploded"}).json()
     assert body["errors"][0]["field"] == "type"
     assert "'batch.registered'" in body["detail"] and "batch.exploded" in body["detail"]
+
+
+def policy(sla: dict[str, Any]) -> dict[str, Any]:
+    sent = envelope("target.set", stream_id="P-1")
+    sent["type"], sent["data"] = "policy.set", {"sla": sla}
+    sent["actor"]["department"] = "management"
+    return sent
+
+
+@pytest.mark.parametrize(
+    "sla",
+    [
+        {"windows_hours": {"investigate": 1e300}},
+        {"windows_hours": {"investigate": 87_601}},
+        {"backdating_tolerance_hours": 1e300},
+    ],
+)
+def test_an_sla_window_without_an_end_is_refused_and_the_board_keeps_working(
+    client: TestClient, seeded: dict[str, Any], sla: dict[str, Any]
+) -> None:
+    assert_readable(assert_problem(post(client, policy(sla)), 422, "hours"))
+    assert client.get("/v1/sla").status_code == 200
+
+
+def test_a_ten_year_sla_window_is_taken(client: TestClient, seeded: dict[str, Any]) -> None:
+    assert post(client, policy({"windows_hours": {"investigate": 87_600}})).status_code == 201
+    assert client.get("/v1/sla").status_code == 200
+
+
+def test_a_figure_too_large_to_add_up_exactly_is_refused_and_the_kpis_keep_working(
+    client: TestClient, seeded: dict[str, Any], clock: FrozenClock
+) -> None:
+    rework = envelope("rework.recorded", stream_id="B-1", data={"units": 1e300, "scrapped": 0})
+    body = assert_problem(post(client, rework), 422, "data.units")
+    assert "2**53" in body["detail"]
+    assert client.get("/v1/kpis", params={"period": str(clock.now.year)}).status_code == 200
