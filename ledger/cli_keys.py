@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,11 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ledger.api.auth import DEPARTMENT_BOUND_ROLES, ROLE_PERMISSIONS, ROLES
-from ledger.domain.events import DEPARTMENT_PATTERN
+from ledger.domain.access import ROLES, KeyRefusedError, check_key
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
-from ledger.storage.keys import NAME_PATTERN, KeyNameTakenError, KeyStore
+from ledger.storage.keys import KeyNameTakenError, KeyStore
 from ledger.storage.rows import format_time
 
 app = typer.Typer(
@@ -57,22 +55,26 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 @app.command()
 def create(
     role: Annotated[str, typer.Option(help=f"one of: {', '.join(ROLES)}")],
-    name: Annotated[str, typer.Option(help="stamped as `source` on the events the key appends")],
+    name: Annotated[
+        str,
+        typer.Option(
+            help="stamped as `source` on the events the key appends; "
+            "ledger, demo and import are reserved"
+        ),
+    ],
     departments: Annotated[
-        str, typer.Option(help="comma-separated departments an integrator appends for")
+        str,
+        typer.Option(
+            help="comma-separated department slugs an integrator appends for (integrator keys only)"
+        ),
     ] = "",
 ) -> None:
     """Make a key; it is printed alone on the last line of stdout, and never again."""
-    if role not in ROLE_PERMISSIONS:
-        raise _fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
-    if not re.fullmatch(NAME_PATTERN, name):
-        raise _fail("--name: 1-64 letters, digits, '.', '_' or '-'; starts with a letter or digit")
     wanted = frozenset(d.strip() for d in departments.split(",") if d.strip())
-    for department in sorted(wanted):
-        if not re.fullmatch(DEPARTMENT_PATTERN, department):
-            raise _fail(f"--departments: {department!r} is not a department slug like production")
-    if role in DEPARTMENT_BOUND_ROLES and not wanted:
-        raise _fail(f"an {role} key needs --departments: the departments it appends for")
+    try:
+        check_key(name, role, wanted)
+    except KeyRefusedError as e:
+        raise _fail(f"--{e.field}: {e.message}") from None
     with _key_store(Settings()) as keys:
         try:
             key, made = keys.create(name, role, wanted, _now())

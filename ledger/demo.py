@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+from ledger.domain.access import DEMO_SOURCE
 from ledger.domain.events import ENVELOPE_MODELS
 from ledger.projections.casefile import Projections
 from ledger.watcher import tick
@@ -155,7 +156,7 @@ def run(projections: Projections, now: datetime, say: Callable[[str], None] = pr
             appended += tick(projections, now)
             continue
         envelopes = [ENVELOPE_MODELS[e["type"]].model_validate(e) for e in part]
-        appended += ledger.append(envelopes, source="demo", skip_stored=True).appended
+        appended += ledger.append(envelopes, source=DEMO_SOURCE, skip_stored=True).appended
     say(
         f"demo: appended {appended} event(s)"
         if appended

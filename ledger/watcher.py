@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+from ledger.domain.access import LEDGER_SOURCE
 from ledger.domain.errors import ConflictError
 from ledger.projections.board import board_items
 from ledger.projections.casefile import Projections
@@ -27,7 +28,7 @@ def escalation_for(item: dict[str, Any]) -> dict[str, Any]:
         "stream": item["stream"],
         "occurred_at": item["due_at"],
         "actor": WATCHER_ACTOR,
-        "source": "ledger",
+        "source": LEDGER_SOURCE,
         "data": {
             "notification_event_id": item["notification_event_id"],
             "department": item["department"],

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.application import Ledger
+from ledger.domain.access import RESERVED_SOURCES
 from ledger.domain.errors import StreamNotFoundError
 from ledger.projections.board import SlaBoard, board_items
 from ledger.projections.facts import Fact, policy_facts, sealed
@@ -66,7 +67,7 @@ def _unique(facts: list[Fact]) -> list[Fact]:
 # Sources whose events count at their occurred_at for SLAs besides admin keys: the ledger itself
 # and the administrative command-line paths (the demo, bulk imports of old records). Key names
 # are never reused, so a source keeps its role for the life of the ledger: replays agree.
-TRUSTED_SOURCES = frozenset({"ledger", "demo", "import"})
+TRUSTED_SOURCES = RESERVED_SOURCES  # no key may take these names
 # A projection read counts every append acknowledged before it began, waiting this long at most
 # for its read model to catch up (then 503 with Retry-After).
 READ_YOUR_WRITES_SECONDS = 5.0

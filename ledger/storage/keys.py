@@ -19,11 +19,11 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 
+from ledger.domain.access import check_key
 from ledger.domain.errors import UnavailableError
 from ledger.storage.rows import format_time
 
 KEY_PATTERN = re.compile(r"ql_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class KeyNameTakenError(ValueError):
@@ -83,7 +83,11 @@ class KeyStore:
     def create(
         self, name: str, role: str, departments: frozenset[str], now: datetime
     ) -> tuple[str, ApiKey]:
-        """Store a new key and return it: the only time the key itself is seen."""
+        """Store a new key and return it: the only time the key itself is seen.
+
+        `KeyRefusedError` for a key the ledger must never hold (`check_key`): a reserved name,
+        departments on a role they do not bind; `KeyNameTakenError` for a name in use."""
+        check_key(name, role, departments)
         key, key_id = new_key()
         row = (name, role, ",".join(sorted(departments)), key_id, hash_key(key), self._time(now))
         try:

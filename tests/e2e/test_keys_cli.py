@@ -45,7 +45,7 @@ def test_keys_are_made_listed_and_revoked_from_the_command_line(env: dict[str, s
     assert key.startswith("ql_") and " " not in key
     listed = runner.invoke(app, ["keys", "list"])
     assert "mes-1" in listed.stdout and "production,quality" in listed.stdout
-    assert key not in listed.stdout and key.rsplit("_", 1)[1] not in listed.stdout
+    assert key not in listed.stdout and key.split("_", 2)[2] not in listed.stdout
     assert runner.invoke(app, ["keys", "revoke", "mes-1"]).exit_code == 0
     assert "revoked" in runner.invoke(app, ["keys", "list"]).stdout
     assert runner.invoke(app, ["keys", "revoke", "mes-1"]).exit_code == 1
@@ -53,17 +53,31 @@ def test_keys_are_made_listed_and_revoked_from_the_command_line(env: dict[str, s
     assert again.exit_code == 2
 
 
-def test_keys_create_refuses_bad_roles_names_and_departments(env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--role", "boss", "--name", "x"], "--role"),
+        (["--role", "hr", "--name", "no spaces"], "--name"),
+        (["--role", "integrator", "--name", "mes"], "--departments"),  # needs departments
+        (["--role", "integrator", "--name", "mes", "--departments", "Not A Slug"], "slug"),
+        (["--role", "integrator", "--name", "mes", "--departments", "sales,Quality"], "slug"),
+        (["--role", "hr", "--name", "payroll", "--departments", "production"], "integrator"),
+        (["--role", "director", "--name", "qd", "--departments", "quality"], "integrator"),
+        (["--role", "admin", "--name", "import"], "reserved"),
+        (["--role", "admin", "--name", "ledger"], "reserved"),
+        (["--role", "integrator", "--name", "demo", "--departments", "sales"], "reserved"),
+    ],
+)
+def test_keys_create_refuses_bad_roles_names_and_departments(
+    env: dict[str, str], args: list[str], says: str
+) -> None:
     runner = CliRunner()
-    for args in (
-        ["--role", "boss", "--name", "x"],
-        ["--role", "hr", "--name", "no spaces"],
-        ["--role", "integrator", "--name", "mes"],  # an integrator needs departments
-        ["--role", "integrator", "--name", "mes", "--departments", "Not A Slug"],
-    ):
-        result = runner.invoke(app, ["keys", "create", *args])
-        assert result.exit_code == 2, (args, result.output)
-        assert "ql_" not in result.stdout
+    result = runner.invoke(app, ["keys", "create", *args])
+    assert result.exit_code == 2, (args, result.output)
+    assert "ql_" not in result.stdout
+    assert says in " ".join(result.stderr.split()), result.stderr
+    listed = runner.invoke(app, ["keys", "list"]).stdout.strip().splitlines()
+    assert len(listed) == 1, listed  # the header alone: nothing was stored
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ledger.domain.access import KeyRefusedError
 from ledger.storage.database import Database
 from ledger.storage.keys import KeyNameTakenError, KeyStore, hash_key, key_id_of
 from tests.conftest import _admin_conninfo
@@ -60,3 +61,34 @@ def test_keys_are_random_and_well_formed(keys: KeyStore, clock: Any) -> None:
     assert len(made) == 5
     assert all(key_id_of(k) is not None for k in made)
     assert not keys.is_empty()
+
+
+@pytest.mark.parametrize("name", ["ledger", "demo", "import", "Import", "LEDGER"])
+def test_no_key_takes_a_name_the_ledger_stamps_on_its_own_events(
+    name: str, keys: KeyStore, clock: Any
+) -> None:
+    with pytest.raises(KeyRefusedError, match="reserved"):
+        keys.create(name, "admin", frozenset(), clock())
+    assert keys.list() == []
+
+
+@pytest.mark.parametrize(
+    "role, departments, refused",
+    [
+        ("hr", {"production"}, "integrator keys only"),
+        ("director", {"quality"}, "integrator keys only"),
+        ("admin", {"management"}, "integrator keys only"),
+        ("integrator", set(), "needs the departments"),
+        ("integrator", {"Production"}, "slug"),
+        ("integrator", {"production", "quality control"}, "slug"),
+        ("integrator", {"\u0662\u0660"}, "slug"),  # Arabic-Indic digits
+        ("integrator", {"production\n"}, "slug"),
+        ("boss", set(), "one of"),
+    ],
+)
+def test_departments_bind_integrator_keys_only_and_are_slugs(
+    role: str, departments: set[str], refused: str, keys: KeyStore, clock: Any
+) -> None:
+    with pytest.raises(KeyRefusedError, match=refused):
+        keys.create("k", role, frozenset(departments), clock())
+    assert keys.list() == []
