@@ -31,8 +31,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from ledger.domain.access import DEPARTMENT_BOUND_ROLES, ROLES
+from ledger.domain.errors import StreamRuleError
 from ledger.domain.events import EnvelopeBase
+from ledger.domain.stream import SYSTEM_ONLY_TYPES
 from ledger.storage.keys import KeyStore, hash_key
+from ledger.storage.rows import IndexRow
 
 
 class Permission(StrEnum):
@@ -51,7 +55,7 @@ READS = frozenset(
     {Permission.READ_EVENTS, Permission.READ_PROJECTIONS, Permission.READ_SLA, Permission.READ_KPIS}
 )
 
-# SPEC §5's role table.
+# SPEC §5's role table, for every role of `ledger.domain.access.ROLES`.
 ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
     "admin": frozenset(Permission),
     "integrator": frozenset({Permission.APPEND, Permission.READ_EVENTS}),
@@ -59,9 +63,7 @@ ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
     "hr": frozenset({Permission.READ_KPIS, Permission.READ_SLA}),
     "auditor": READS | {Permission.VERIFY},
 }
-ROLES = tuple(ROLE_PERMISSIONS)
-# Roles that append only events whose `actor.department` is among their key's departments.
-DEPARTMENT_BOUND_ROLES = frozenset({"integrator"})
+__all__ = ["DEPARTMENT_BOUND_ROLES", "ROLES"]  # re-exported beside the table
 
 
 @dataclass(frozen=True)
@@ -243,21 +245,125 @@ def permission_of(dependant: Dependant) -> Permission | None:
     return None
 
 
-def check_append(principal: Principal, envelopes: Sequence[EnvelopeBase]) -> None:
-    """403 unless the caller may append every envelope (SPEC §5: integrators append only for
-    their key's departments and never `escalation.raised`, which the ledger alone raises)."""
-    if principal.role not in DEPARTMENT_BOUND_ROLES:
-        return
+# What the departments' KPIs and incentives are judged by: only an admin key, or an integrator
+# key bound to this department, appends these events or corrects them.
+JUDGING_TYPES = frozenset({"policy.set", "target.set", "revenue.recorded"})
+JUDGING_DEPARTMENT = "management"
+
+
+@dataclass(frozen=True)
+class CorrectedEvent:
+    """What the rules of a correction need to know of the event it corrects."""
+
+    type: str
+    stream: tuple[str, str]
+    department: str  # of its actor
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> CorrectedEvent:
+        stream = record["stream"]
+        return cls(record["type"], (stream["type"], stream["id"]), record["actor"]["department"])
+
+
+def corrected_events(
+    envelopes: Sequence[EnvelopeBase], lookup: Callable[[list[str]], Sequence[IndexRow]]
+) -> dict[str, CorrectedEvent]:
+    """The events that the corrections among `envelopes` name, by event_id: from the request
+    itself, else from the stored events (`lookup` is the ledger's `store.lookup`)."""
+    wanted = {
+        str(e.data.corrects_event_id)  # type: ignore[attr-defined]
+        for e in envelopes
+        if e.__dict__["type"] == "event.corrected"
+    }
+    if not wanted:
+        return {}
+    found = {
+        str(e.event_id): CorrectedEvent.of_record(e.to_record(""))
+        for e in envelopes
+        if str(e.event_id) in wanted
+    }
+    missing = sorted(wanted - found.keys())
+    if missing:
+        for row in lookup(missing):
+            found[row.event_id] = CorrectedEvent.of_record(row.record())
+    return found
+
+
+def _may_append_type(principal: Principal, event_type: str) -> str | None:
+    """Why `principal` may not append events of `event_type` (None: it may)."""
+    bound = principal.role in DEPARTMENT_BOUND_ROLES
+    if event_type in SYSTEM_ONLY_TYPES and bound:
+        return f"only the ledger appends {event_type}"
+    management = bound and JUDGING_DEPARTMENT in principal.departments
+    if event_type in JUDGING_TYPES and not (principal.role == "admin" or management):
+        return (
+            f"{event_type} is appended only with an admin key or an integrator key bound "
+            f"to {JUDGING_DEPARTMENT}"
+        )
+    return None
+
+
+def _check_correction(
+    principal: Principal,
+    envelope: EnvelopeBase,
+    corrected: Mapping[str, CorrectedEvent],
+    where: str,
+) -> None:
+    target = str(envelope.data.corrects_event_id)  # type: ignore[attr-defined]
+    stream = (envelope.stream.type, envelope.stream.id)
+    original = corrected.get(target)
+    if original is None:
+        # The stream would refuse it too; refused here, no later append of that event_id can
+        # slip past the rules below.
+        raise StreamRuleError(
+            f"event.corrected names {target}, which is not an event of this stream"
+        )
+    if original.stream != stream or original.type == "event.corrected":
+        return  # the stream refuses it (409), in its own words
+    why = _may_append_type(principal, original.type)
+    if why is not None:
+        raise _forbidden(f"{where}: a correction counts as its event: {why}")
+    if (
+        principal.role in DEPARTMENT_BOUND_ROLES
+        and original.department not in principal.departments
+    ):
+        mine = ", ".join(sorted(principal.departments)) or "none"
+        raise _forbidden(
+            f"{where}: this key corrects events of its own departments ({mine}), "
+            f"not {original.department}'s {original.type}"
+        )
+    if envelope.actor.department != original.department:
+        raise _forbidden(
+            f"{where}: a correction's actor is of the corrected event's department "
+            f"({original.department}), not {envelope.actor.department}"
+        )
+
+
+def check_append(
+    principal: Principal,
+    envelopes: Sequence[EnvelopeBase],
+    corrected: Mapping[str, CorrectedEvent],
+) -> None:
+    """403 unless the caller may append every envelope (SPEC §5): integrators append only for
+    their key's departments and never `escalation.raised`, which the ledger alone raises; only
+    an admin key or an integrator key bound to management appends `JUDGING_TYPES`; a
+    correction is appended only by a key that may append the corrected event, with an actor of
+    the corrected event's actor's department. `corrected` is `corrected_events(envelopes, …)`.
+    """
     for i, envelope in enumerate(envelopes):
         where = f"events[{i}]" if len(envelopes) > 1 else "the event"
-        if envelope.__dict__["type"] == "escalation.raised":  # a field of every envelope model
-            raise _forbidden(f"{where}: only the ledger appends escalation.raised")
+        event_type = envelope.__dict__["type"]  # a field of every envelope model
+        why = _may_append_type(principal, event_type)
+        if why is not None:
+            raise _forbidden(f"{where}: {why}")
         department = envelope.actor.department
-        if department not in principal.departments:
+        if principal.role in DEPARTMENT_BOUND_ROLES and department not in principal.departments:
             mine = ", ".join(sorted(principal.departments)) or "none"
             raise _forbidden(
                 f"{where}: this key appends for its own departments ({mine}), not {department}"
             )
+        if event_type == "event.corrected":
+            _check_correction(principal, envelope, corrected, where)
 
 
 Appender = Annotated[Principal, require(Permission.APPEND)]

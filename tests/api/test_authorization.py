@@ -16,13 +16,21 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
-from ledger.api.auth import KEY_CACHE_SECONDS, ROLES, permission_of
+from ledger.api.auth import KEY_CACHE_SECONDS, ROLE_PERMISSIONS, ROLES, permission_of
 from ledger.api.routing import LedgerRoute
 from ledger.settings import Settings
 from tests.conftest import ADMIN_KEY_NAME, bearer, envelope
 
 PROBLEM = "application/problem+json"
-PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+PUBLIC = {
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/docs/assets",  # the documentation pages' scripts and fonts, served offline
+    "/redoc",
+}
 OWN, OTHER = "production", "sales"
 
 
@@ -88,6 +96,10 @@ def outcome(response: Any) -> str:
         return {401: "unauthenticated", 403: "forbidden"}[response.status_code]
     assert response.status_code < 500, response.text
     return "allowed"
+
+
+def test_every_role_a_key_may_have_has_its_permissions() -> None:
+    assert tuple(ROLE_PERMISSIONS) == ROLES
 
 
 def test_every_api_route_declares_its_permission_and_checks_it_before_the_body() -> None:

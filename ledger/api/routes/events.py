@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from starlette.responses import Response
 
-from ledger.api.auth import Appender, EventReader, check_append
+from ledger.api.auth import Appender, EventReader, check_append, corrected_events
 from ledger.api.deps import LedgerDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON, raw_events
@@ -52,7 +52,7 @@ AppendBody = Annotated[
 def append_events(body: AppendBody, ledger: LedgerDep, principal: Appender) -> Response:
     """Append one envelope, or a batch all-or-nothing; 201 with receipts, 200 for a retry."""
     envelopes = body.events if isinstance(body, EventBatch) else [body]
-    check_append(principal, envelopes)
+    check_append(principal, envelopes, corrected_events(envelopes, ledger.store.lookup))
     result = ledger.append(envelopes, source=principal.name)
     return ORJSON({"receipts": result.receipts}, status_code=201 if result.created else 200)
 
