@@ -1,0 +1,63 @@
+"""A schemathesis check of the ledger's own, loaded by `schemathesis run` as its hooks file.
+
+JSON Schema cannot say every rule of an envelope (its event type's stream type, `occurred_at` at
+most 5 minutes ahead, `defects` ≤ `sample_size`, …), so a schema-valid append may be refused with
+422 for such a rule (and with 409 for the stream's state), and schemathesis' own
+`positive_data_acceptance` is off for POST /v1/events. This check takes its place there: a
+schema-valid append is refused only for such a rule, never for a type or bound the schema states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+APPEND = "POST /v1/events"
+
+
+# How pydantic words a refusal for a type, bound, format or field the schema states (the ledger's
+# problems keep pydantic's wording for these, without its internals).
+SCHEMA_RULES = (
+    "Input should",
+    "Field required",
+    "Extra inputs are not permitted",
+    "String should",
+    "Value should",
+    "List should",
+    "Dictionary should",
+    "Decimal input should",
+)
+# JSON Schema counts 1.0 as an integer; the ledger takes integers written as integers.
+SAME_IN_JSON_SCHEMA = ("Input should be a valid integer",)
+
+
+def refused_for_a_rule_beyond_the_schema(problem: dict[str, Any]) -> bool:
+    """A ledger rule (invalid-event) or a model validator's, never a type or bound the schema
+    states: those would mean the published schema and the validation disagree."""
+    if str(problem.get("type", "")).endswith("/invalid-event"):
+        return True
+    messages = [str(e.get("message", "")) for e in problem.get("errors") or []]
+    return bool(messages) and all(
+        m in SAME_IN_JSON_SCHEMA or not m.startswith(SCHEMA_RULES) for m in messages
+    )
+
+
+@schemathesis.check
+def schema_valid_appends_are_refused_only_for_ledger_rules(
+    ctx: Any, response: Any, case: Any
+) -> bool | None:
+    """A schema-valid append answers 2xx, 401/403 (the key), 409 (the stream) or a ledger rule's
+    422."""
+    meta = case.meta
+    if case.operation.label != APPEND or meta is None or not meta.generation.mode.is_positive:
+        return None
+    status = response.status_code
+    if status in (200, 201, 401, 403, 409, 429):
+        return None
+    assert status == 422, f"a schema-valid append was answered {status}"
+    problem = response.json()
+    assert refused_for_a_rule_beyond_the_schema(problem), (
+        "a schema-valid append was refused for a rule the schema states: " + str(problem)
+    )
+    return None
