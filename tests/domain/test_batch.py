@@ -94,3 +94,15 @@ def test_a_correction_of_another_event_leaves_the_kind_of_batch_alone() -> None:
     lot = given(record("batch.registered", MATERIAL_LOT), inspection, corrected(inspection))
     with pytest.raises(StreamRuleError, match="is a material lot"):
         when(lot, record("shipment.recorded"))
+
+
+def test_a_batch_rebuilt_from_its_stored_events_keeps_its_corrected_kind() -> None:
+    registered = record("batch.registered")
+    batch = when(NEW_STREAM, registered)
+    when(batch, corrected(registered, MATERIAL_LOT))
+    rebuilt = None
+    for event in batch.collect_events():  # as the ledger projects a stream it reads back
+        rebuilt = event.mutate(rebuilt)
+    assert rebuilt is not None
+    with pytest.raises(StreamRuleError, match="is a material lot"):
+        when(rebuilt, record("shipment.recorded"))
