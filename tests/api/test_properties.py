@@ -50,13 +50,15 @@ names = st.text(min_size=1, max_size=40)
 texts = st.text(max_size=80)
 slugs = st.from_regex(r"[a-z][a-z0-9_-]{0,31}", fullmatch=True)
 stream_id_prefixes = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
-periods = st.from_regex(r"\d{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", fullmatch=True)
+periods = st.from_regex(r"[0-9]{4}(-Q[1-4]|-(0[1-9]|1[0-2]))?", fullmatch=True)
 kpis = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True)
 safe_ints = st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
-numbers = safe_ints | finite_floats
+# The typed data fields take floats within ±(2**53 - 1) like integers; attributes any finite one.
+safe_floats = st.floats(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+numbers = safe_ints | safe_floats
 positive_numbers = st.integers(1, MAX_SAFE_INTEGER) | st.floats(
-    min_value=0, exclude_min=True, allow_infinity=False
+    min_value=0, max_value=MAX_SAFE_INTEGER, exclude_min=True
 )
 number_maps = st.dictionaries(st.text(max_size=30), numbers, max_size=5)
 json_values = st.recursive(
@@ -216,7 +218,7 @@ def target_set(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def rework_recorded(draw: st.DrawFn) -> dict[str, Any]:
-    non_negative = st.integers(0, MAX_SAFE_INTEGER) | st.floats(0, allow_infinity=False)
+    non_negative = st.integers(0, MAX_SAFE_INTEGER) | st.floats(0, MAX_SAFE_INTEGER)
     return {"units": draw(non_negative), "scrapped": draw(non_negative)}
 
 
