@@ -16,6 +16,7 @@ from ledger.projections.runner import ProjectionRunner, views_of
 from ledger.projections.sla import PolicyHistory, settle, sla_items
 from ledger.projections.timeline import linked_batches, material_lots, timeline
 from ledger.storage.keys import KeyStore
+from ledger.storage.rows import format_time
 
 
 class CaseFiles:
@@ -41,7 +42,7 @@ class CaseFiles:
         """A complaint's events, those of the batches it names and of their material lots."""
         complaint = self.facts("complaint", complaint_id, cut)
         if not complaint:
-            raise StreamNotFoundError(f"no complaint {complaint_id!r}")
+            raise self._not_found("complaint", complaint_id)
         linked = [f for b in linked_batches(complaint) for f in self.batch_facts(b, cut)]
         return _unique(complaint + linked)
 
@@ -54,8 +55,19 @@ class CaseFiles:
         cut = self.ledger.position_at(as_of)
         facts = self.batch_facts(batch_id, cut)
         if not facts:
-            raise StreamNotFoundError(f"no batch {batch_id!r}")
+            raise self._not_found("batch", batch_id)
         return timeline({"batch_id": batch_id}, facts, cut)
+
+    def _not_found(self, stream_type: str, stream_id: str) -> StreamNotFoundError:
+        """404 for a stream with no event counted: never written, or written after the cut."""
+        rows = self.ledger.stream_rows(stream_type, stream_id)
+        if not rows:
+            return StreamNotFoundError(f"no {stream_type} {stream_id!r}")
+        first = format_time(rows[0].recorded_at)
+        return StreamNotFoundError(
+            f"{stream_type} {stream_id!r} was not recorded yet at that time: "
+            f"its first event was recorded at {first}"
+        )
 
 
 def _unique(facts: list[Fact]) -> list[Fact]:

@@ -104,3 +104,20 @@ def test_a_complaint_unknown_then_is_404_and_a_bad_as_of_is_422(client: TestClie
     for bad in ("yesterday", "2026-11-02T08:15:00", "1700000000"):
         r = client.get("/v1/complaints/C-1/timeline", params={"as_of": bad})
         assert r.status_code == 422, bad
+
+
+def test_a_complaint_recorded_after_the_as_of_time_is_not_recorded_yet_rather_than_unknown(
+    client: TestClient,
+) -> None:
+    first = post(client, lot("M-1"))
+    filed = post(client, complaint("C-1", []))
+    early = {"as_of": first["recorded_at"]}
+    for path in ("/v1/complaints/C-1/timeline", "/v1/complaints/C-1/responsibility"):
+        r = client.get(path, params=early)
+        assert r.status_code == 404
+        assert r.json()["detail"] == (
+            "complaint 'C-1' was not recorded yet at that time: its first event was recorded at "
+            + filed["recorded_at"]
+        )
+    assert client.get("/v1/complaints/C-2/timeline").json()["detail"] == "no complaint 'C-2'"
+    assert client.get("/v1/batches/B-9/timeline", params=early).status_code == 404
