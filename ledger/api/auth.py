@@ -12,16 +12,18 @@ or, for a permission without an alias below, `Annotated[Principal, require(Permi
 The check runs before the request body is read and answers 401 (no, malformed, unknown or revoked
 key, with `WWW-Authenticate: Bearer`), 403 (the key's role lacks the permission) or 429 (the key's
 rate limit, with `Retry-After`); the route receives the caller's `Principal`, whose `name` is the
-`source` of what it appends. `tests/api/test_authorization.py` builds its matrix from
-`ROLE_PERMISSIONS` and the app's routes: a new route is checked for every role as soon as it
-declares its permission, and a `/v1` route that declares none fails there.
+`source` of what it appends. Every request looks its key up in the database before the route acts,
+so a key revoked by another process (`ledger keys revoke`) is refused from the next request on.
+`tests/api/test_authorization.py` builds its matrix from `ROLE_PERMISSIONS` and the app's routes:
+a new route is checked for every role as soon as it declares its permission, and a `/v1` route
+that declares none fails there.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -73,6 +75,8 @@ class Principal:
     name: str
     role: str
     departments: frozenset[str] = frozenset()
+    # False when taken from the key cache for this request: not yet looked up in the database.
+    confirmed: bool = field(default=True, compare=False)
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -88,8 +92,8 @@ def _forbidden(detail: str) -> HTTPException:
     return HTTPException(403, detail)
 
 
-# How long a served process may keep accepting a key after `ledger keys revoke` (which runs in
-# another process, so this one cannot be told). README "Keys and roles" documents the bound.
+# How long a key that authenticated lets later requests read their body before their own
+# lookup of the key (which every request makes before its route acts).
 KEY_CACHE_SECONDS = 1.0
 KEY_CACHE_SIZE = 1024
 
@@ -97,9 +101,11 @@ KEY_CACHE_SIZE = 1024
 class KeyCache:
     """Keys that authenticated in the last `KEY_CACHE_SECONDS`, by the SHA-256 of the key.
 
-    Only successes are kept (an unknown or revoked key is looked up every time), and an entry is
-    used for at most `ttl` seconds after its lookup, so a revocation takes effect within `ttl`.
-    It saves the key lookup (a database query and a hop to the thread pool) on most requests.
+    It only decides whether the route may read the request's body before the key is looked up:
+    a known key's request goes on to the thread pool, where the key is looked up again in the
+    same hop as the route's own work (`authorize`), so a revoked key never gets an answer from a
+    route, and a known key's request makes one hop to the thread pool, not two. Only successes
+    are kept (an unknown or revoked key is looked up before its body is read, every time).
     """
 
     def __init__(
@@ -182,26 +188,37 @@ def _permitted(principal: Principal, permission: Permission) -> Principal:
 
 
 def authorize(request: Request, permission: Permission) -> Principal:
-    """The authenticated caller if its role has `permission`; counts the request once per key."""
+    """The caller, its key looked up in the database for this request, if its role has
+    `permission`; counts the request once per key. Blocking: call it in the thread pool."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         principal = authenticate(request)
         _admit(request, principal)
+    elif not principal.confirmed:
+        principal = authenticate(request)
+        request.state.principal = principal
     return _permitted(principal, permission)
 
 
-async def authorize_async(request: Request, permission: Permission) -> Principal:
-    """`authorize` on the event loop when the key is known (already checked for this request,
-    or in the key cache); otherwise the lookup runs in the thread pool."""
+async def authorize_async(
+    request: Request, permission: Permission, *, before_body: bool = False
+) -> Principal:
+    """`authorize` from the event loop: in memory when this request's key is already looked
+    up, otherwise the lookup runs in the thread pool.
+
+    `before_body` (the check before the body is read): a key in the key cache is let in
+    without a lookup, its principal unconfirmed; `authorize` must then run again before the
+    route acts, in the route's own hop to the thread pool, as the `@direct` short way does
+    (`Requirement` does it for every other route)."""
     principal: Principal | None = getattr(request.state, "principal", None)
-    if principal is None:
+    if principal is None and before_body:
         cache = _key_cache(request)
-        if cache is None:
-            return await run_in_threadpool(authorize, request, permission)
-        principal = cache.get(_bearer_key(request))
-        if principal is None:
-            return await run_in_threadpool(authorize, request, permission)
-        _admit(request, principal)
+        cached = cache.get(_bearer_key(request)) if cache is not None else None
+        if cached is not None:
+            principal = replace(cached, confirmed=False)
+            _admit(request, principal)
+    if principal is None or not (principal.confirmed or before_body):
+        return await run_in_threadpool(authorize, request, permission)
     return _permitted(principal, permission)
 
 
@@ -225,7 +242,7 @@ class Requirement:
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         # `LedgerRoute` has authorized the request already: then this is a check in memory,
-        # done on the event loop rather than with a hop to the thread pool.
+        # done on the event loop, unless its key came from the key cache and is looked up now.
         return await authorize_async(request, self.permission)
 
 

@@ -32,7 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ledger.api.auth import authorize_async, permission_of
+from ledger.api.auth import Permission, authorize, authorize_async, permission_of
 from ledger.domain.events import MAX_JSON_DEPTH
 
 DIRECT = "__ledger_direct__"
@@ -85,7 +85,7 @@ def _is_json(request: Request) -> bool:
 
 
 def _direct_handler(
-    endpoint: Callable[..., Response],
+    endpoint: Callable[..., Response], permission: Permission
 ) -> Callable[[_ORJSONRequest], Awaitable[Response | None]]:
     adapter: TypeAdapter[Any] = TypeAdapter(get_type_hints(endpoint, include_extras=True)["body"])
 
@@ -100,9 +100,13 @@ def _direct_handler(
             body = adapter.validate_python(value)
         except ValidationError:
             return None
-        return await run_in_threadpool(
-            endpoint, body=body, ledger=request.app.state.ledger, principal=request.state.principal
-        )
+        return await run_in_threadpool(call, request, body)
+
+    def call(request: Request, body: Any) -> Response:
+        # The key may have been let in from the key cache: look it up now, in this same hop to
+        # the thread pool, so a key revoked by another process gets no answer from the route.
+        principal = authorize(request, permission)
+        return endpoint(body=body, ledger=request.app.state.ledger, principal=principal)
 
     return handle
 
@@ -153,21 +157,24 @@ class LedgerRoute(APIRoute):
         permission = permission_of(self.dependant)
         names, lists = query_parameters(self.dependant)
         short = (
-            _direct_handler(self.endpoint)
+            _direct_handler(self.endpoint, permission)
             if getattr(self.endpoint, DIRECT, False) and permission is not None
             else None
         )
 
         async def route(request: Request) -> Any:
             if permission is not None:
-                await authorize_async(request, permission)
+                await authorize_async(request, permission, before_body=short is not None)
             if request.scope.get("query_string"):
                 check_query(request, names, lists)
             request = _ORJSONRequest(request.scope, request.receive)
-            if short is not None:
+            if short is not None and permission is not None:
                 response = await short(request)
                 if response is not None:
                     return response
+                # FastAPI's way answers a malformed body before any dependency runs: look up a
+                # key let in from the key cache first, so a revoked one gets its 401.
+                await authorize_async(request, permission)
             return await handler(request)
 
         return route

@@ -172,3 +172,25 @@ def test_serve_prints_a_first_admin_key_once_and_logs_no_key(env: dict[str, str]
         # (the last "_"-separated piece alone can be a single letter found anywhere in a log)
         secret = key.split("_", 2)[2]
         assert key not in out and secret not in out
+
+
+def test_a_key_revoked_from_the_command_line_is_refused_by_a_running_server_at_once(
+    env: dict[str, str],
+) -> None:
+    runner = CliRunner()
+    made = runner.invoke(app, ["keys", "create", "--role", "director", "--name", "qd"])
+    key = made.stdout.strip().splitlines()[-1]
+    port = free_port()
+    server = serve(env, port)
+    try:
+        wait_until_up(port, server)
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
+        ) as http:
+            for _ in range(3):  # the server has just looked the key up, and holds it
+                assert http.get("/v1/events").status_code == 200
+            # Another process: this test's own, writing the same database file.
+            assert runner.invoke(app, ["keys", "revoke", "qd"]).exit_code == 0
+            assert http.get("/v1/events").status_code == 401
+    finally:
+        stop(server)

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ledger.application import Ledger
 from ledger.domain.access import KeyRefusedError
 from ledger.storage.database import Database
 from ledger.storage.keys import KeyNameTakenError, KeyStore, hash_key, key_id_of
@@ -92,3 +93,16 @@ def test_departments_bind_integrator_keys_only_and_are_slugs(
     with pytest.raises(KeyRefusedError, match=refused):
         keys.create("k", role, frozenset(departments), clock())
     assert keys.list() == []
+
+
+def test_a_key_revoked_through_another_store_fails_its_very_next_lookup(
+    database: Database, keys: KeyStore, clock: Any
+) -> None:
+    key, _ = keys.create("mes-1", "integrator", frozenset({"production"}), clock())
+    assert keys.authenticate(key) is not None
+    other = Ledger(database, clock=clock, pool_size=1)  # as `ledger keys revoke` would
+    try:
+        assert KeyStore.of(other.store, database.kind).revoke("mes-1", clock())
+    finally:
+        other.close()
+    assert keys.authenticate(key) is None
