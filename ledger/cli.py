@@ -1,4 +1,4 @@
-"""The `ledger` command line (SPEC §4)."""
+"""The `ledger` command line."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rich.progress import (
 
 from ledger import cli_keys
 from ledger.api.problems import field_of
+from ledger.domain.access import IMPORT_SOURCE
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.domain.messages import readable
@@ -93,7 +94,9 @@ def import_(
         Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, one envelope per line")
     ],
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="events per transaction")] = 500,
-    source: Annotated[str, typer.Option(help="the `source` stamped on imported events")] = "import",
+    source: Annotated[
+        str, typer.Option(help="the `source` stamped on imported events")
+    ] = IMPORT_SOURCE,
 ) -> None:
     """Bulk-append envelopes from a JSONL file; re-running it appends nothing new."""
     from ledger.application import Ledger
@@ -103,7 +106,8 @@ def import_(
     apply(database)
     ledger = Ledger(database)
     adapter: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
-    total = sum(1 for line in file.open("rb") if line.strip())
+    with file.open("rb") as lines:
+        total = sum(1 for line in lines if line.strip())
     appended = seen = 0
     batch: list[EnvelopeBase] = []
     numbers: list[int] = []  # the file line of each envelope in `batch`
@@ -181,7 +185,7 @@ def _open_ledger() -> Any:
 
 @app.command()
 def demo() -> None:
-    """Append SPEC §9's demo scenario; running it again appends nothing new."""
+    """Append the demo story (a disputed weld-crack complaint); running it again appends nothing."""
     from ledger.application import utc_now
     from ledger.demo import run
     from ledger.projections.casefile import Projections
