@@ -46,9 +46,10 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 
-from ledger.application import Ledger, utc_now  # noqa: E402
+from ledger.application import Ledger  # noqa: E402
 from ledger.domain.events import Envelope, EnvelopeBase  # noqa: E402
 from ledger.domain.stream import stream_uuid  # noqa: E402
+from ledger.domain.time import utc_now  # noqa: E402
 from ledger.storage.database import Database  # noqa: E402
 from ledger.storage.keys import KeyStore  # noqa: E402
 from ledger.storage.migrate import migrate  # noqa: E402

@@ -7,10 +7,10 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -36,11 +36,11 @@ from ledger.domain.errors import (
 )
 from ledger.domain.events import EnvelopeBase
 from ledger.domain.stream import check_envelope, stream_uuid
+from ledger.domain.time import Clock, format_time, utc_now
 from ledger.storage.database import Database
 from ledger.storage.mapper import RecordMapper
-from ledger.storage.rows import IndexRow, LedgerRecorder, StoredRow, StreamType, format_time
+from ledger.storage.rows import IndexRow, LedgerRecorder, StoredRow, StreamType
 
-Clock = Callable[[], datetime]
 _Streams = dict[tuple[str, str], LedgerStream | None]
 MAX_BATCH = 1000
 # An append without expected_version that a concurrent writer beat to the next version decides
@@ -48,10 +48,6 @@ MAX_BATCH = 1000
 APPEND_WAIT_SECONDS = 5.0
 LOCK_STRIPES = 256  # per-stream locks of one process: a stream's writers queue on its stripe
 STREAM_CACHE_SIZE = 4096  # streams whose latest state an append can decide on without a read
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from rich.progress import (
 )
 
 from ledger import cli_keys
-from ledger.api.problems import field_of
 from ledger.domain.access import IMPORT_SOURCE
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import Envelope, EnvelopeBase
-from ledger.domain.messages import readable
+from ledger.domain.messages import field_of, readable
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
 
@@ -186,8 +185,8 @@ def _open_ledger() -> Any:
 @app.command()
 def demo() -> None:
     """Append the demo story (a disputed weld-crack complaint); running it again appends nothing."""
-    from ledger.application import utc_now
     from ledger.demo import run
+    from ledger.domain.time import utc_now
     from ledger.projections.casefile import Projections
 
     ledger = _open_ledger()
@@ -211,7 +210,7 @@ app.add_typer(sla_app, name="sla")
 @sla_app.command("tick")
 def sla_tick() -> None:
     """One pass of the SLA watcher: append the escalations that are due."""
-    from ledger.application import utc_now
+    from ledger.domain.time import utc_now
     from ledger.projections.casefile import Projections
     from ledger.watcher import tick
 
@@ -237,8 +236,8 @@ def replay_complaint(
     import orjson
     from pydantic import TypeAdapter
 
-    from ledger.application import utc_now
-    from ledger.domain.events import Timestamp, parse_time
+    from ledger.domain.events import Timestamp
+    from ledger.domain.time import parse_time, utc_now
     from ledger.projections.casefile import Disputes, Projections
 
     try:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from ledger.domain.access import ROLES, KeyRefusedError, check_key
+from ledger.domain.time import format_time, utc_now
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
 from ledger.storage.keys import KeyNameTakenError, KeyStore
-from ledger.storage.rows import format_time
 
 app = typer.Typer(
     help="Manage API keys. Only a hash of each key is stored: a key is shown once, when made.",
@@ -41,10 +40,6 @@ def _key_store(settings: Settings) -> Iterator[KeyStore]:
         yield KeyStore.of(ledger.store, database.kind)
     finally:
         ledger.close()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -77,7 +72,7 @@ def create(
         raise _fail(f"--{e.field}: {e.message}") from None
     with _key_store(Settings()) as keys:
         try:
-            key, made = keys.create(name, role, wanted, _now())
+            key, made = keys.create(name, role, wanted, utc_now())
         except KeyNameTakenError:
             raise _fail(
                 f"a key named {name!r} exists; names are never reused, even after revocation, "
@@ -108,7 +103,7 @@ def list_() -> None:
 def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
     """Revoke a key at once; its name stays taken."""
     with _key_store(Settings()) as keys:
-        if not keys.revoke(name, _now()):
+        if not keys.revoke(name, utc_now()):
             raise _fail(f"no active key is named {name!r}", code=1)
     typer.echo(f"revoked the key {name!r}")
 
@@ -119,7 +114,7 @@ def announce_first_key(settings: Settings) -> None:
         if not keys.is_empty():
             return
         try:
-            key, _ = keys.create("admin", "admin", frozenset(), _now())
+            key, _ = keys.create("admin", "admin", frozenset(), utc_now())
         except KeyNameTakenError:
             return  # another `ledger serve` made it a moment ago and printed it
     typer.echo(

@@ -8,7 +8,8 @@ Every route under `/v1` declares the one permission it needs by taking a princip
     def read_sla(ledger: LedgerDep, principal: SlaReader) -> Response:
         ...
 
-or, for a permission without an alias below, `Annotated[Principal, require(Permission.X)]`.
+or, for a permission without an alias below, `Annotated[Principal, require(Permission.X)]`
+(`Permission` and the role table, `ROLE_PERMISSIONS`, are the domain's: `ledger.domain.access`).
 The check runs before the request body is read and answers 401 (no, malformed, unknown or revoked
 key, with `WWW-Authenticate: Bearer`), 403 (the key's role lacks the permission) or 429 (the key's
 rate limit, with `Retry-After`); the route receives the caller's `Principal`, whose `name` is the
@@ -24,7 +25,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -33,39 +33,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from ledger.domain.access import DEPARTMENT_BOUND_ROLES, ROLES
+from ledger.domain.access import DEPARTMENT_BOUND_ROLES, ROLE_PERMISSIONS, Permission
 from ledger.domain.errors import StreamRuleError
 from ledger.domain.events import EnvelopeBase
 from ledger.domain.stream import SYSTEM_ONLY_TYPES
 from ledger.storage.keys import KeyStore, hash_key
 from ledger.storage.rows import IndexRow
-
-
-class Permission(StrEnum):
-    """What a route lets its caller do."""
-
-    APPEND = "append"  # POST /v1/events
-    READ_EVENTS = "read_events"  # GET /v1/events, /v1/streams/…
-    READ_PROJECTIONS = "read_projections"  # timelines, responsibility chains
-    READ_SLA = "read_sla"  # GET /v1/sla
-    READ_KPIS = "read_kpis"  # GET /v1/kpis…
-    VERIFY = "verify"  # GET /v1/verify, /v1/digest
-    KEYS = "keys"  # managing keys
-
-
-READS = frozenset(
-    {Permission.READ_EVENTS, Permission.READ_PROJECTIONS, Permission.READ_SLA, Permission.READ_KPIS}
-)
-
-# SPEC §5's role table, for every role of `ledger.domain.access.ROLES`.
-ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
-    "admin": frozenset(Permission),
-    "integrator": frozenset({Permission.APPEND, Permission.READ_EVENTS}),
-    "director": READS,
-    "hr": frozenset({Permission.READ_KPIS, Permission.READ_SLA}),
-    "auditor": READS | {Permission.VERIFY},
-}
-__all__ = ["DEPARTMENT_BOUND_ROLES", "ROLES"]  # re-exported beside the table
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ledger.api.auth import Permission, Principal, require
+from ledger.api.auth import Principal, require
 from ledger.application import Ledger
+from ledger.domain.access import Permission
 from ledger.projections.casefile import Projections
 
 __all__ = ["LedgerDep", "Principal", "PrincipalDep", "ProjectionsDep", "get_ledger"]

@@ -26,8 +26,7 @@ from ledger.domain.errors import (
     UnavailableError,
     VersionConflictError,
 )
-from ledger.domain.events import EVENT_TYPES
-from ledger.domain.messages import readable
+from ledger.domain.messages import field_of, readable
 from ledger.projections.names import UnknownNameError
 
 log = logging.getLogger("ledger.api")
@@ -95,19 +94,6 @@ class ProblemResponse(Response):
         if errors is not None:
             body["errors"] = errors
         super().__init__(orjson.dumps(body), status_code=status, headers=headers)
-
-
-def field_of(error: Any) -> str:
-    """A pydantic error's location as the sender wrote it: `events[2].data.sample_size`."""
-    loc = tuple(error["loc"])
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found") and loc[-1:] != ("type",):
-        # An unknown event type is reported at the union, not at the field that chose it.
-        loc = (*loc, "type") if "events" in loc or loc[-1:] != ("single",) else ("type",)
-    parts = [p for p in loc if p not in ("body", "single", "batch") and p not in EVENT_TYPES]
-    text = ""
-    for p in parts:
-        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
-    return text or "body"
 
 
 def install(app: FastAPI) -> None:

@@ -32,7 +32,8 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ledger.api.auth import Permission, authorize, authorize_async, permission_of
+from ledger.api.auth import authorize, authorize_async, permission_of
+from ledger.domain.access import Permission
 from ledger.domain.events import MAX_JSON_DEPTH
 
 DIRECT = "__ledger_direct__"

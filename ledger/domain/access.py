@@ -1,4 +1,5 @@
-"""Who writes to the ledger: the sources it stamps itself, and the keys other parties use.
+"""Who writes to the ledger: the sources it stamps itself, the keys other parties use, and what
+each key's role lets it do.
 
 Every event carries a `source`: the name of the API key that appended it, or one of the names
 below, which the ledger stamps on what it appends itself. Those names are reserved, so no key can
@@ -8,7 +9,8 @@ pass for the ledger (its events count at their `occurred_at`, as an admin's do).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
 
 from ledger.domain.events import DEPARTMENT_PATTERN
 
@@ -21,6 +23,32 @@ ROLES = ("admin", "integrator", "director", "hr", "auditor")
 # Roles whose key appends only events whose `actor.department` is among the key's departments.
 DEPARTMENT_BOUND_ROLES = frozenset({"integrator"})
 KEY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class Permission(StrEnum):
+    """What a route lets its caller do."""
+
+    APPEND = "append"  # POST /v1/events
+    READ_EVENTS = "read_events"  # GET /v1/events, /v1/streams/…
+    READ_PROJECTIONS = "read_projections"  # timelines, responsibility chains
+    READ_SLA = "read_sla"  # GET /v1/sla
+    READ_KPIS = "read_kpis"  # GET /v1/kpis…
+    VERIFY = "verify"  # GET /v1/verify, /v1/digest
+    KEYS = "keys"  # managing keys
+
+
+READS = frozenset(
+    {Permission.READ_EVENTS, Permission.READ_PROJECTIONS, Permission.READ_SLA, Permission.READ_KPIS}
+)
+
+# The role table: what each role of `ROLES` may do.
+ROLE_PERMISSIONS: Mapping[str, frozenset[Permission]] = {
+    "admin": frozenset(Permission),
+    "integrator": frozenset({Permission.APPEND, Permission.READ_EVENTS}),
+    "director": READS,
+    "hr": frozenset({Permission.READ_KPIS, Permission.READ_SLA}),
+    "auditor": READS | {Permission.VERIFY},
+}
 
 
 class KeyRefusedError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 from uuid import UUID
@@ -22,6 +22,8 @@ from pydantic import (
     create_model,
     model_validator,
 )
+
+from ledger.domain.time import parse_time
 
 MAX_JSON_DEPTH = 32
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -59,26 +61,6 @@ def _rfc3339(value: str) -> str:
     except OverflowError:
         raise ValueError("lies outside the years 0001 to 9999 once converted to UTC") from None
     return value
-
-
-# The common form, which datetime.fromisoformat reads as it is (twice as fast as the general path).
-_PLAIN_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?(Z|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
-def parse_time(value: str) -> datetime:
-    """Parse an RFC 3339 time (as validated by `Timestamp`) to an aware datetime."""
-    if _PLAIN_TIME.fullmatch(value):
-        return datetime.fromisoformat(value)
-    text = value.replace("z", "Z").replace("t", "T")
-    if "." in text:
-        # Python keeps microseconds: cut longer fractions, keep the offset.
-        head, _, rest = text.partition(".")
-        digits = re.match(r"[0-9]+", rest)
-        assert digits is not None
-        text = head + "." + digits.group(0)[:6].ljust(6, "0") + rest[digits.end() :]
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _finite(value: float) -> float:

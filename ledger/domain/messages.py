@@ -16,6 +16,7 @@ from ledger.domain.events import (
     AMOUNT_PATTERN,
     CURRENCY_PATTERN,
     DEPARTMENT_PATTERN,
+    EVENT_TYPES,
     KPI_PATTERN,
     PERIOD_PATTERN,
     STREAM_ID_PATTERN,
@@ -77,3 +78,16 @@ def readable(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         merged.pop(loc, None)  # the later message wins, in the later place
         merged[loc] = {**e, "loc": loc, "msg": message_of(e)}
     return list(merged.values())
+
+
+def field_of(error: Any) -> str:
+    """A pydantic error's location as the sender wrote it: `events[2].data.sample_size`."""
+    loc = tuple(error["loc"])
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found") and loc[-1:] != ("type",):
+        # An unknown event type is reported at the union, not at the field that chose it.
+        loc = (*loc, "type") if "events" in loc or loc[-1:] != ("single",) else ("type",)
+    parts = [p for p in loc if p not in ("body", "single", "batch") and p not in EVENT_TYPES]
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text or "body"

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from ledger.domain.chain import GENESIS_HASH, chain_hash
 from ledger.domain.errors import InvalidEventError, StreamRuleError
-from ledger.domain.events import VOCABULARY, StreamType, data_model, parse_time
+from ledger.domain.events import VOCABULARY, StreamType, data_model
 from ledger.domain.messages import readable
+from ledger.domain.time import parse_time
 
 STREAM_NAMESPACE = uuid5(NAMESPACE_URL, "https://quality-ledger.invalid/streams")
 MAX_CLOCK_SKEW = timedelta(minutes=5)

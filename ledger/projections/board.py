@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from ledger.application import Ledger
+from ledger.domain.time import format_time
 from ledger.projections.facts import Fact, policy_facts
 from ledger.projections.sla import FULFILLED_BY, PolicyHistory, settle, sla_items
-from ledger.storage.rows import format_time
 from ledger.storage.views import Versions, Views
 
 # (column, PostgreSQL type) of rm_sla_items, as `Versions.write` inserts them

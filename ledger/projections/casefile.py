@@ -8,6 +8,7 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.domain.access import RESERVED_SOURCES
 from ledger.domain.errors import StreamNotFoundError
+from ledger.domain.time import format_time
 from ledger.projections.board import SlaBoard, board_items
 from ledger.projections.facts import Fact, policy_facts, sealed
 from ledger.projections.kpi_board import KpiBoard
@@ -16,7 +17,6 @@ from ledger.projections.runner import ProjectionRunner, views_of
 from ledger.projections.sla import PolicyHistory, settle, sla_items
 from ledger.projections.timeline import linked_batches, material_lots, timeline
 from ledger.storage.keys import KeyStore
-from ledger.storage.rows import format_time
 
 
 class CaseFiles:

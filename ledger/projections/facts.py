@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from ledger.application import Ledger
-from ledger.domain.events import parse_time
-from ledger.storage.rows import StoredRow, format_time
+from ledger.domain.time import format_time, parse_time
+from ledger.storage.rows import StoredRow
 
 
 @dataclass(frozen=True)

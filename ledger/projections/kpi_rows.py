@@ -16,10 +16,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from ledger.domain.events import parse_time
+from ledger.domain.time import format_time, parse_time
 from ledger.projections.facts import Fact, effective_data
 from ledger.projections.sla import PolicyHistory, effective_time, sla_items
-from ledger.storage.rows import format_time
 
 PRODUCTION, PROCUREMENT, QUALITY, SALES = "production", "procurement", "quality", "sales"
 ENTERPRISE = ""  # the department of enterprise-wide rows (quality costs)

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ledger.domain.time import format_time
 from ledger.projections.facts import Fact, effective_data, sealed
 from ledger.projections.kpi_rows import (
     ALL_OF,
@@ -37,7 +38,6 @@ from ledger.projections.kpi_rows import (
     number,
 )
 from ledger.projections.sla import PolicyHistory
-from ledger.storage.rows import format_time
 
 DEPARTMENT_KPIS: dict[str, tuple[str, ...]] = {
     "procurement": ("material_reject_rate",),

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ledger.domain.events import parse_time
+from ledger.domain.time import format_time, parse_time
 from ledger.projections.facts import Fact, effective_data, sealed
 from ledger.projections.timeline import linked_batches, material_lots
-from ledger.storage.rows import format_time
 
 
 def attributions(facts: list[Fact]) -> list[dict[str, Any]]:

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain.events import parse_time
+from ledger.domain.time import format_time, parse_time
 from ledger.projections.facts import Fact, effective_data
-from ledger.storage.rows import format_time
 
 FULFILLED_BY = {
     "investigate": "investigation.reported",

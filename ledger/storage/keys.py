@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 
 from ledger.domain.access import check_key
 from ledger.domain.errors import UnavailableError
-from ledger.storage.rows import format_time
+from ledger.domain.time import format_time
 
 KEY_PATTERN = re.compile(r"ql_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 

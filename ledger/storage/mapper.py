@@ -11,7 +11,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.domain import STREAM_CLASSES
-from ledger.domain.events import parse_time
+from ledger.domain.time import parse_time
 
 
 class _Unused(Transcoder):

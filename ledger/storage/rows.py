@@ -1,24 +1,17 @@
-"""Rows the recorders return beside the library's own, and the time format of the API."""
+"""Rows the recorders return beside the library's own."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import StoredEvent
 
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with microseconds: the one form the ledger writes times in."""
-    utc = value.astimezone(UTC)
-    if utc.year < 1000:  # strftime does not pad %Y to four digits
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # isoformat is several times faster than strftime; "+00:00" becomes "Z".
-    return utc.isoformat(timespec="microseconds")[:-6] + "Z"
+from ledger.domain.time import format_time
 
 
 @dataclass(frozen=True, slots=True)

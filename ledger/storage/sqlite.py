@@ -29,7 +29,8 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
-from ledger.storage.rows import IndexRow, StoredRow, StreamType, format_time, predecessors
+from ledger.domain.time import format_time
+from ledger.storage.rows import IndexRow, StoredRow, StreamType, predecessors
 
 EVENTS_TABLE = "ledger_events"
 

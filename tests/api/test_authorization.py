@@ -16,9 +16,10 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
-from ledger.api.auth import ROLE_PERMISSIONS, ROLES, permission_of
+from ledger.api.auth import permission_of
 from ledger.api.routing import LedgerRoute
 from ledger.application import Ledger
+from ledger.domain.access import ROLE_PERMISSIONS, ROLES
 from ledger.settings import Settings
 from ledger.storage.database import Database
 from ledger.storage.keys import KeyStore

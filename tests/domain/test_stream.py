@@ -11,8 +11,9 @@ import pytest
 from ledger.domain import STREAM_CLASSES
 from ledger.domain.chain import GENESIS_HASH, chain_hash, verify_stream
 from ledger.domain.errors import InvalidEventError, StreamRuleError
-from ledger.domain.events import VOCABULARY, parse_time
+from ledger.domain.events import VOCABULARY
 from ledger.domain.stream import check_envelope, stream_uuid
+from ledger.domain.time import parse_time
 from tests.domain.builders import (
     DATA,
     NEW_STREAM,

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo, available_timezones
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.domain.time import format_time
 from ledger.projections.kpi_sums import path_of, tiling
 from ledger.projections.kpis import Period
-from ledger.storage.rows import format_time
 
 ZONES = sorted(available_timezones())
 periods = st.builds(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ledger.domain.events import parse_time
+from ledger.domain.time import parse_time
 from ledger.projections.facts import Fact
 from ledger.projections.sla import PolicyHistory, settle, sla_items
 

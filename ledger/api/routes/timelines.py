@@ -14,7 +14,8 @@ from ledger.api.problems import documented
 from ledger.api.responses import ORJSON
 from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Timeline
-from ledger.domain.events import STREAM_ID_PATTERN, Timestamp, parse_time
+from ledger.domain.events import STREAM_ID_PATTERN, Timestamp
+from ledger.domain.time import parse_time
 from ledger.projections.casefile import CaseFiles
 
 router = APIRouter(prefix="/v1", tags=["timelines"], route_class=LedgerRoute)
