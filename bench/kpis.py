@@ -37,9 +37,9 @@ from pydantic import TypeAdapter  # noqa: E402
 from ledger.api.app import settle_memory  # noqa: E402
 from ledger.application import Ledger  # noqa: E402
 from ledger.domain.events import Envelope, EnvelopeBase  # noqa: E402
-from ledger.projections.casefile import Projections  # noqa: E402
-from ledger.projections.kpi_reads import KpiReads  # noqa: E402
-from ledger.projections.kpis import seal  # noqa: E402
+from ledger.readmodels.kpis.query import KpiReads  # noqa: E402
+from ledger.readmodels.kpis.report import seal  # noqa: E402
+from ledger.readmodels.projections import Projections  # noqa: E402
 from ledger.storage.database import Database  # noqa: E402
 from ledger.storage.migrate import migrate  # noqa: E402
 

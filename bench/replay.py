@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ledger.application import Ledger
 from ledger.domain.events import ENVELOPE_MODELS
-from ledger.projections.casefile import Disputes, Projections
+from ledger.readmodels.projections import Projections
+from ledger.readmodels.responsibility.query import Responsibilities
+from ledger.readmodels.timeline.query import Timelines
 from ledger.storage.database import Database
 from ledger.storage.migrate import migrate
 
@@ -186,7 +188,8 @@ def run(kind: str, events: int, reads: int, models: list[str]) -> list[tuple[str
                 runner.rebuild()
                 rebuilds[name] = total / (time.perf_counter() - began)
             now = datetime.now(UTC)
-            disputes = Disputes(projections, now)
+            disputes = Responsibilities(projections, now)  # and the SLA board
+            timelines = Timelines(ledger)
             complaints = [f"C-{n}" for n in range(0, cases, 5)]
             feed_sample = ledger.feed(total // 2, 1)
             as_of = feed_sample[0].recorded_at if feed_sample else None
@@ -201,8 +204,8 @@ def run(kind: str, events: int, reads: int, models: list[str]) -> list[tuple[str
             # as-of reads ask about complaints filed before the cut (later ones are a 404 then)
             early = complaints[: max(1, len(complaints) // 2)]
             reads_of: list[tuple[str, list[str], Callable[[str], Any]]] = [
-                ("timeline live", complaints, lambda c: disputes.complaint_timeline(c, None)),
-                ("timeline as-of", early, lambda c: disputes.complaint_timeline(c, as_of)),
+                ("timeline live", complaints, lambda c: timelines.complaint_timeline(c, None)),
+                ("timeline as-of", early, lambda c: timelines.complaint_timeline(c, as_of)),
                 ("responsibility live", complaints,
                  lambda c: disputes.complaint_responsibility(c, None)),
                 ("responsibility as-of", early,

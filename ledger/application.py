@@ -23,7 +23,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
-from ledger.domain import STREAM_CLASSES, LedgerStream
+from ledger.domain.aggregates import STREAM_CLASSES
 from ledger.domain.chain import content_digest
 from ledger.domain.errors import (
     EventIdConflictError,
@@ -35,7 +35,7 @@ from ledger.domain.errors import (
     VersionConflictError,
 )
 from ledger.domain.events import EnvelopeBase
-from ledger.domain.stream import check_envelope, stream_uuid
+from ledger.domain.stream import LedgerStream, check_envelope, stream_uuid
 from ledger.domain.time import Clock, format_time, utc_now
 from ledger.storage.database import Database
 from ledger.storage.mapper import RecordMapper

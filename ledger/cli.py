@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -24,6 +25,10 @@ from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.domain.messages import field_of, readable
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+    from ledger.readmodels.runner import ProjectionRunner
 
 app = typer.Typer(
     help="Quality Ledger: an event-sourced, hash-chained audit ledger for manufacturing quality.",
@@ -60,8 +65,8 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="server processes")] = 1,
 ) -> None:
     """Migrate, then serve the HTTP API on LEDGER_HOST:LEDGER_PORT."""
+    from ledger import bootstrap
     from ledger.api import server
-    from ledger.api.app import open_ledger
 
     settings = Settings()
     _database(settings)
@@ -74,7 +79,8 @@ def serve(
         raise typer.Exit(1) from None
     with sock:
         try:
-            open_ledger(settings).close()  # migrate and refuse an unsafe database before serving
+            # migrate and refuse an unsafe database before serving
+            bootstrap.open_ledger(settings).close()
         except Exception as e:
             err.print(f"[red]cannot start: {e}[/red]")
             raise typer.Exit(1) from None
@@ -85,6 +91,66 @@ def serve(
 
 class _BadLine(Exception):
     """A line of an import file that the ledger refuses."""
+
+
+class _Importer:
+    """Appends a JSONL file's envelopes in batches of `batch_size`, skipping what is stored."""
+
+    def __init__(self, ledger: Ledger, source: str, batch_size: int, progress: Progress) -> None:
+        self.ledger = ledger
+        self.source = source
+        self.batch_size = batch_size
+        self.progress = progress
+        self.task = progress.add_task("import", total=None)
+        self.adapter: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
+        self.appended = self.seen = 0
+        self.batch: list[EnvelopeBase] = []
+        self.numbers: list[int] = []  # the file line of each envelope in `batch`
+
+    def run(self, file: Path) -> str | None:
+        """Append every valid line before the first invalid one; return why it stopped, if it
+        did (a refused line raises _BadLine)."""
+        with file.open("rb") as lines:
+            total = sum(1 for line in lines if line.strip())
+        self.progress.update(self.task, total=total)
+        failed = None
+        with file.open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    self.batch.append(self.adapter.validate_json(line))
+                    self.numbers.append(number)
+                except ValidationError as e:
+                    first = readable(e.errors())[0]
+                    failed = f"line {number}: {field_of(first)}: {first['msg']}"
+                    break
+                self.seen += 1
+                if len(self.batch) >= self.batch_size:
+                    self.flush()
+        self.flush()  # the last batch, or every valid line before the bad one
+        return failed
+
+    def _append(self, envelopes: list[EnvelopeBase]) -> None:
+        result = self.ledger.append(envelopes, source=self.source, skip_stored=True)
+        self.appended += result.appended
+        self.progress.advance(self.task, len(envelopes))
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        try:
+            self._append(self.batch)
+        except LedgerError:
+            # The batch is refused whole: append its lines one by one to store those before the
+            # bad one and to name the bad one's line.
+            for envelope, number in zip(self.batch, self.numbers, strict=True):
+                try:
+                    self._append([envelope])
+                except LedgerError as e:
+                    raise _BadLine(f"line {number}: {e}") from None
+        self.batch.clear()
+        self.numbers.clear()
 
 
 @app.command("import")
@@ -98,67 +164,21 @@ def import_(
     ] = IMPORT_SOURCE,
 ) -> None:
     """Bulk-append envelopes from a JSONL file; re-running it appends nothing new."""
-    from ledger.application import Ledger
-    from ledger.storage.migrate import migrate as apply
-
-    database = _database(Settings())
-    apply(database)
-    ledger = Ledger(database)
-    adapter: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
-    with file.open("rb") as lines:
-        total = sum(1 for line in lines if line.strip())
-    appended = seen = 0
-    batch: list[EnvelopeBase] = []
-    numbers: list[int] = []  # the file line of each envelope in `batch`
-    failed: str | None = None
-
-    def flush() -> None:
-        nonlocal appended
-        if not batch:
-            return
-        try:
-            appended += ledger.append(batch, source=source, skip_stored=True).appended
-            progress.advance(task, len(batch))
-        except LedgerError:
-            # The batch is refused whole: append its lines one by one to store those before the
-            # bad one and to name the bad one's line.
-            for envelope, number in zip(batch, numbers, strict=True):
-                try:
-                    appended += ledger.append([envelope], source=source, skip_stored=True).appended
-                except LedgerError as e:
-                    raise _BadLine(f"line {number}: {e}") from None
-                progress.advance(task, 1)
-        batch.clear()
-        numbers.clear()
-
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    try:
-        with Progress(*columns, console=err, transient=False) as progress:
-            task = progress.add_task("import", total=total)
-            with file.open("rb") as lines:
-                for number, line in enumerate(lines, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        batch.append(adapter.validate_json(line))
-                        numbers.append(number)
-                    except ValidationError as e:
-                        first = readable(e.errors())[0]
-                        failed = f"line {number}: {field_of(first)}: {first['msg']}"
-                        break
-                    seen += 1
-                    if len(batch) >= batch_size:
-                        flush()
-            if failed is None:
-                flush()
-            else:
-                flush()  # keep every valid line before the bad one
-    except _BadLine as e:
-        failed = str(e)
-    except LedgerError as e:
-        failed = f"near line {seen}: {e}"
-    finally:
-        ledger.close()
+    with cli_keys.opened(Settings()) as parts:
+        progress = Progress(*columns, console=err, transient=False)
+        importer = _Importer(parts.ledger, source, batch_size, progress)
+        try:
+            with progress:
+                failed = importer.run(file)
+        except _BadLine as e:
+            failed = str(e)
+        except LedgerError as e:
+            failed = f"near line {importer.seen}: {e}"
+    _report_import(file, importer.seen, importer.appended, failed)
+
+
+def _report_import(file: Path, seen: int, appended: int, failed: str | None) -> None:
     kept = seen - appended if failed is None else None
     if seen == 0 and failed is None:
         typer.echo(f"nothing to append: {file} holds no events")
@@ -173,34 +193,21 @@ def import_(
         raise typer.Exit(1)
 
 
-def _open_ledger() -> Any:
-    from ledger.application import Ledger
-    from ledger.storage.migrate import migrate as apply
-
-    database = _database(Settings())
-    apply(database)
-    return Ledger(database)
-
-
 @app.command()
 def demo() -> None:
     """Append the demo story (a disputed weld-crack complaint); running it again appends nothing."""
     from ledger.demo import run
-    from ledger.domain.time import utc_now
-    from ledger.projections.casefile import Projections
 
-    ledger = _open_ledger()
-    try:
-        run(Projections(ledger), utc_now(), say=typer.echo)
-    except LedgerError as e:
-        err.print(
-            f"[red]the demo cannot be told in this ledger: {e}[/red]\n"
-            "Its streams (B-2026-0142, C-2026-0031, M-2026-0107, …) already hold other events: "
-            "run it on a database of its own, e.g. LEDGER_DATABASE_URL=sqlite:///./var/demo.sqlite"
-        )
-        raise typer.Exit(1) from None
-    finally:
-        ledger.close()
+    with cli_keys.opened(Settings()) as parts:
+        try:
+            run(parts.projections, parts.clock(), say=typer.echo)
+        except LedgerError as e:
+            err.print(
+                f"[red]the demo cannot be told in this ledger: {e}[/red]\n"
+                "Its streams (B-2026-0142, C-2026-0031, M-2026-0107, …) already hold other events: "
+                "run it on a database of its own, e.g. LEDGER_DATABASE_URL=sqlite:///./var/demo.sqlite"
+            )
+            raise typer.Exit(1) from None
 
 
 sla_app = typer.Typer(help="The SLA watcher.", no_args_is_help=True)
@@ -210,15 +217,10 @@ app.add_typer(sla_app, name="sla")
 @sla_app.command("tick")
 def sla_tick() -> None:
     """One pass of the SLA watcher: append the escalations that are due."""
-    from ledger.domain.time import utc_now
-    from ledger.projections.casefile import Projections
     from ledger.watcher import tick
 
-    ledger = _open_ledger()
-    try:
-        typer.echo(f"raised {tick(Projections(ledger), utc_now())} escalation(s)")
-    finally:
-        ledger.close()
+    with cli_keys.opened(Settings()) as parts:
+        typer.echo(f"raised {tick(parts.projections, parts.clock())} escalation(s)")
 
 
 replay_app = typer.Typer(help="Replay what the ledger knew at a past moment.", no_args_is_help=True)
@@ -237,26 +239,25 @@ def replay_complaint(
     from pydantic import TypeAdapter
 
     from ledger.domain.events import Timestamp
-    from ledger.domain.time import parse_time, utc_now
-    from ledger.projections.casefile import Disputes, Projections
+    from ledger.domain.time import parse_time
+    from ledger.readmodels.responsibility.query import Responsibilities
+    from ledger.readmodels.timeline.query import Timelines
 
     try:
         cut = parse_time(TypeAdapter(Timestamp).validate_python(as_of)) if as_of else None
     except ValidationError as e:
         err.print(f"[red]--as-of: {readable(e.errors())[0]['msg']}[/red]")
         raise typer.Exit(2) from None
-    ledger = _open_ledger()
-    try:
-        disputes = Disputes(Projections(ledger), utc_now())
-        body = {
-            "timeline": disputes.complaint_timeline(complaint_id, cut),
-            "responsibility": disputes.complaint_responsibility(complaint_id, cut),
-        }
-    except LedgerError as e:
-        err.print(f"[red]{e}[/red]")
-        raise typer.Exit(1) from None
-    finally:
-        ledger.close()
+    with cli_keys.opened(Settings()) as parts:
+        try:
+            chains = Responsibilities(parts.projections, parts.clock())
+            body = {
+                "timeline": Timelines(parts.ledger).complaint_timeline(complaint_id, cut),
+                "responsibility": chains.complaint_responsibility(complaint_id, cut),
+            }
+        except LedgerError as e:
+            err.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from None
     typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -269,29 +270,28 @@ def projections_rebuild(
     name: Annotated[str | None, typer.Argument(help="one read model; all when omitted")] = None,
 ) -> None:
     """Rebuild read models from the first event, with a progress bar."""
-    from ledger.projections.casefile import Projections
-
-    ledger = _open_ledger()
-    try:
-        runners = Projections(ledger).runners
+    with cli_keys.opened(Settings()) as parts:
+        runners = parts.projections.runners
         if name is not None and name not in runners:
             err.print(f"[red]no read model {name!r}; there are: {', '.join(runners)}[/red]")
             raise typer.Exit(2)
         chosen = {name: runners[name]} if name else runners
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn())  # fmt: skip
-        with Progress(*columns, console=err) as progress:
-            for each, runner in chosen.items():
-                task = progress.add_task(each, total=ledger.last_position())
+        _rebuild(chosen, parts.ledger.last_position)
+        typer.echo(f"rebuilt {', '.join(chosen)} from {parts.ledger.last_position()} event(s)")
 
-                def show(done: int, total: int, task: TaskID = task) -> None:
-                    progress.update(task, completed=done, total=total)
 
-                count = runner.rebuild(progress=show)
-                progress.update(task, completed=count, total=count)
-        typer.echo(f"rebuilt {', '.join(chosen)} from {ledger.last_position()} event(s)")
-    finally:
-        ledger.close()
+def _rebuild(chosen: dict[str, ProjectionRunner], last_position: Callable[[], int]) -> None:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err) as progress:
+        for each, runner in chosen.items():
+            task = progress.add_task(each, total=last_position())
+
+            def show(done: int, total: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            count = runner.rebuild(progress=show)
+            progress.update(task, completed=count, total=count)
 
 
 def main() -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from ledger.domain.access import ROLES, KeyRefusedError, check_key
-from ledger.domain.time import format_time, utc_now
+from ledger.domain.time import Clock, format_time
 from ledger.settings import Settings
-from ledger.storage.database import Database, DatabaseURLError
+from ledger.storage.database import DatabaseURLError, DurabilityError
 from ledger.storage.keys import KeyNameTakenError, KeyStore
+
+if TYPE_CHECKING:
+    from ledger.bootstrap import Parts
 
 app = typer.Typer(
     help="Manage API keys. Only a hash of each key is stored: a key is shown once, when made.",
@@ -25,21 +28,29 @@ err = Console(stderr=True)
 
 
 @contextmanager
-def _key_store(settings: Settings) -> Iterator[KeyStore]:
-    from ledger.application import Ledger
-    from ledger.storage.migrate import migrate
+def opened(settings: Settings, *, pool_size: int | None = None) -> Iterator[Parts]:
+    """The ledger's parts for one command, from the composition root, closed afterwards: a
+    malformed LEDGER_DATABASE_URL exits 2, a database that would lose commits exits 1."""
+    from ledger import bootstrap
 
     try:
-        database = Database.from_url(settings.database_url)
+        parts = bootstrap.build(settings, pool_size=pool_size)
     except DatabaseURLError as e:
         err.print(f"[red]LEDGER_DATABASE_URL: {e}[/red]")
         raise typer.Exit(2) from None
-    migrate(database)
-    ledger = Ledger(database, pool_size=1)
+    except DurabilityError as e:
+        err.print(f"[red]cannot open the ledger: {e}[/red]")
+        raise typer.Exit(1) from None
     try:
-        yield KeyStore.of(ledger.store, database.kind)
+        yield parts
     finally:
-        ledger.close()
+        parts.close()
+
+
+@contextmanager
+def _key_store(settings: Settings) -> Iterator[tuple[KeyStore, Clock]]:
+    with opened(settings, pool_size=1) as parts:
+        yield parts.keys, parts.clock
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -70,9 +81,9 @@ def create(
         check_key(name, role, wanted)
     except KeyRefusedError as e:
         raise _fail(f"--{e.field}: {e.message}") from None
-    with _key_store(Settings()) as keys:
+    with _key_store(Settings()) as (keys, now):
         try:
-            key, made = keys.create(name, role, wanted, utc_now())
+            key, made = keys.create(name, role, wanted, now())
         except KeyNameTakenError:
             raise _fail(
                 f"a key named {name!r} exists; names are never reused, even after revocation, "
@@ -86,7 +97,7 @@ def create(
 @app.command("list")
 def list_() -> None:
     """Every key's name, role, departments, public id and state; never a key or its hash."""
-    with _key_store(Settings()) as keys:
+    with _key_store(Settings()) as (keys, _):
         rows = keys.list()
     typer.echo(f"{'NAME':<24} {'ROLE':<11} {'DEPARTMENTS':<24} {'KEY ID':<13} STATE")
     for k in rows:
@@ -102,19 +113,19 @@ def list_() -> None:
 @app.command()
 def revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
     """Revoke a key at once; its name stays taken."""
-    with _key_store(Settings()) as keys:
-        if not keys.revoke(name, utc_now()):
+    with _key_store(Settings()) as (keys, now):
+        if not keys.revoke(name, now()):
             raise _fail(f"no active key is named {name!r}", code=1)
     typer.echo(f"revoked the key {name!r}")
 
 
 def announce_first_key(settings: Settings) -> None:
     """On an empty key table, make an `admin` key named `admin` and print it, once."""
-    with _key_store(settings) as keys:
+    with _key_store(settings) as (keys, now):
         if not keys.is_empty():
             return
         try:
-            key, _ = keys.create("admin", "admin", frozenset(), utc_now())
+            key, _ = keys.create("admin", "admin", frozenset(), now())
         except KeyNameTakenError:
             return  # another `ledger serve` made it a moment ago and printed it
     typer.echo(

@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from ledger.domain.access import DEMO_SOURCE
 from ledger.domain.events import ENVELOPE_MODELS
-from ledger.projections.casefile import Projections
+from ledger.readmodels.projections import Projections
 from ledger.watcher import tick
 
 DEMO_NAMESPACE = uuid5(NAMESPACE_URL, "https://quality-ledger.invalid/demo")

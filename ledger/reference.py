@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ledger.domain.events import ENVELOPE_MODELS, VOCABULARY, Data
-from ledger.projections.sla import FULFILLED_BY, Policy
+from ledger.readmodels.sla.evolve import FULFILLED_BY, Policy
 
 EVENTS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "EVENTS.md"
 

@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     sla_tick_seconds: Annotated[float, Field(gt=0)] = 10.0
     rate_limit: Annotated[float, Field(ge=0)] = 0.0
     pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    # How long an append without expected_version that another process beat to the stream's
+    # next version decides again (then 503 streams-busy), and how long a read waits for its
+    # read model to count the appends before it (then 503 read-model-behind).
+    append_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
+    read_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
     # HTTP limits of `ledger serve`, per server process (ledger/api/server.py).
     max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024  # request line + headers → 431
     max_headers: Annotated[int, Field(ge=8)] = 100  # header fields of one request → 431

@@ -10,8 +10,8 @@ from uuid import NAMESPACE_URL, uuid5
 
 from ledger.domain.access import LEDGER_SOURCE
 from ledger.domain.errors import ConflictError
-from ledger.projections.board import board_items
-from ledger.projections.casefile import Projections
+from ledger.readmodels.projections import Projections
+from ledger.readmodels.sla.query import board_items
 
 log = logging.getLogger("ledger.watcher")
 

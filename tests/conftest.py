@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger import bootstrap
 from ledger.api.app import create_app
 from ledger.application import Ledger
 from ledger.settings import Settings
@@ -111,21 +112,27 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def ledger(database: Database, clock: FrozenClock) -> Iterator[Ledger]:
-    ledger = Ledger(database, clock=clock, pool_size=4)
+def parts(database: Database, clock: FrozenClock) -> Iterator[bootstrap.Parts]:
+    """The ledger, its read models and its keys, built by the composition root on the clock."""
+    parts = bootstrap.build(Settings(), clock=clock, database=database, pool_size=4)
     try:
-        yield ledger
+        yield parts
     finally:
-        ledger.close()
+        parts.close()
+
+
+@pytest.fixture
+def ledger(parts: bootstrap.Parts) -> Ledger:
+    return parts.ledger
 
 
 ADMIN_KEY_NAME = "test-admin"
 
 
 @pytest.fixture
-def keys(ledger: Ledger) -> KeyStore:
+def keys(parts: bootstrap.Parts) -> KeyStore:
     """The ledger's API keys."""
-    return KeyStore.of(ledger.store, ledger.database.kind)
+    return parts.keys
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from ledger.projections.kpis import DEPARTMENT_KPIS, ENTERPRISE_KPIS, EVERY_DEPARTMENT
+from ledger.readmodels.kpis.report import DEPARTMENT_KPIS, ENTERPRISE_KPIS, EVERY_DEPARTMENT
 from ledger.reference import EVENTS_PAGE, events_page
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -8,30 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ledger import bootstrap
 from ledger.api import openapi, problems
 from ledger.api.auth import KeyCache
 from ledger.api.limits import BodyLimit, RateLimit
 from ledger.api.routes import disputes, events, health, kpis, streams, timelines
 from ledger.api.routing import LedgerRoute
 from ledger.application import Ledger
-from ledger.projections.casefile import Projections
 from ledger.settings import Settings
-from ledger.storage.keys import KeyStore
 from ledger.watcher import Watcher
 
 MAX_BODY_BYTES = 1024 * 1024
-
-
-def open_ledger(settings: Settings) -> Ledger:
-    """Migrate the configured database, check it keeps what it commits, and open the ledger."""
-    from ledger.storage.database import Database
-    from ledger.storage.migrate import migrate
-
-    database = Database.from_url(settings.database_url)
-    migrate(database)
-    ledger = Ledger(database, pool_size=settings.pool_size)
-    ledger.store.check_durability()
-    return ledger
 
 
 def settle_memory() -> None:
@@ -43,17 +30,20 @@ def settle_memory() -> None:
 
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
-    """Build the API; without a `ledger`, open the configured one at start-up."""
+    """Build the API; without a `ledger`, open the configured one at start-up (`bootstrap`)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = ledger is None
-        app.state.ledger = ledger or open_ledger(settings)
-        app.state.keys = KeyStore.of(app.state.ledger.store, app.state.ledger.database.kind)
-        app.state.projections = Projections(app.state.ledger)
+        parts = (
+            bootstrap.build(settings) if ledger is None else bootstrap.assemble(ledger, settings)
+        )
+        app.state.ledger = parts.ledger
+        app.state.keys = parts.keys
+        app.state.projections = parts.projections
         # The served ledger runs the SLA watcher; a ledger handed in (tests) is driven by hand.
-        watcher = Watcher(app.state.projections, settings.sla_tick_seconds) if owned else None
+        watcher = Watcher(parts.projections, settings.sla_tick_seconds) if owned else None
         if watcher is not None:
             watcher.start()
         if owned:
@@ -64,9 +54,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             if watcher is not None:
                 watcher.stop()
                 watcher.join(timeout=5)
-            app.state.projections.close()  # background catch-ups stop after their page
             if owned:
-                app.state.ledger.close()
+                parts.close()
+            else:  # the ledger stays open for whoever handed it in
+                parts.projections.close()  # background catch-ups stop after their page
 
     app = FastAPI(
         title="Quality Ledger",

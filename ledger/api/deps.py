@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from ledger.api.auth import Principal, require
 from ledger.application import Ledger
 from ledger.domain.access import Permission
-from ledger.projections.casefile import Projections
+from ledger.readmodels.projections import Projections
 
 __all__ = ["LedgerDep", "Principal", "PrincipalDep", "ProjectionsDep", "get_ledger"]
 

@@ -13,6 +13,10 @@ class DatabaseURLError(ValueError):
     """LEDGER_DATABASE_URL names no database the ledger can use."""
 
 
+class DurabilityError(RuntimeError):
+    """The database would not keep what it acknowledges."""
+
+
 @dataclass(frozen=True)
 class Database:
     """A parsed `sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB[?schema=S]`."""

@@ -10,7 +10,7 @@ from eventsourcing.domain import CanInitAggregate
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
-from ledger.domain import STREAM_CLASSES
+from ledger.domain.aggregates import STREAM_CLASSES
 from ledger.domain.time import parse_time
 
 

@@ -22,6 +22,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import PoolTimeout
 
+from ledger.storage.database import DurabilityError
 from ledger.storage.rows import IndexRow, StoredRow, StreamType, predecessors
 
 EVENTS_TABLE = "ledger_events"
@@ -79,10 +80,6 @@ def _index_row(row: dict[str, Any]) -> IndexRow:
     return IndexRow(
         row["event_id"], row["notification_id"], row["recorded_at"], bytes(row["state"])
     )
-
-
-class DurabilityError(RuntimeError):
-    """The database would not keep what it acknowledges."""
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):

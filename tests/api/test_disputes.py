@@ -123,7 +123,7 @@ def test_a_corrected_due_time_moves_the_deadline_from_the_correction_on(
 
 
 def test_escalations_are_raised_once_by_the_watcher(client: TestClient, clock: FrozenClock) -> None:
-    from ledger.projections.casefile import Projections
+    from ledger.readmodels.projections import Projections
     from ledger.watcher import tick
 
     complaint(client, clock, 100)
@@ -147,7 +147,7 @@ def test_several_watchers_at_once_raise_one_escalation(
     on the missed item alone, so the ledger stores it once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ledger.projections.casefile import Projections
+    from ledger.readmodels.projections import Projections
     from ledger.watcher import tick
 
     complaint(client, clock, 100)

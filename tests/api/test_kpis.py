@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from ledger.application import Ledger
 from ledger.demo import run
-from ledger.projections.casefile import Projections
+from ledger.readmodels.projections import Projections
 from tests.conftest import bearer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

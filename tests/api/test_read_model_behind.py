@@ -14,8 +14,8 @@ from pydantic import TypeAdapter
 from ledger.application import Ledger
 from ledger.domain.errors import ReadModelBehindError
 from ledger.domain.events import Envelope, EnvelopeBase
-from ledger.projections.casefile import Projections
-from ledger.projections.runner import ProjectionRunner
+from ledger.readmodels.projections import Projections
+from ledger.readmodels.runner import ProjectionRunner
 from tests.conftest import envelope
 
 ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)

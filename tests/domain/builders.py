@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter
 
-from ledger.domain import STREAM_CLASSES, LedgerStream
+from ledger.domain.aggregates import STREAM_CLASSES
 from ledger.domain.events import VOCABULARY, Envelope, EnvelopeBase
+from ledger.domain.stream import LedgerStream
 
 # The ledger's clock in these tests: fixed, and never the real one, so they pass on any date.
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

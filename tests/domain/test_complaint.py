@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ledger.domain import LedgerStream
 from ledger.domain.errors import StreamRuleError
 from ledger.domain.events import VOCABULARY
+from ledger.domain.stream import LedgerStream
 from tests.domain.builders import NEW_STREAM, appended, corrected, given, record, when
 
 COMPLAINT_TYPES = [t for t, (_, streams) in VOCABULARY.items() if "complaint" in streams]

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from ledger.domain import STREAM_CLASSES
+from ledger.domain.aggregates import STREAM_CLASSES
 from ledger.domain.chain import GENESIS_HASH, chain_hash, verify_stream
 from ledger.domain.errors import InvalidEventError, StreamRuleError
 from ledger.domain.events import VOCABULARY

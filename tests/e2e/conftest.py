@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from ledger import bootstrap
 from ledger.application import Ledger
+from ledger.settings import Settings
 from ledger.storage.database import Database
 from ledger.storage.migrate import migrate
 from tests.conftest import FrozenClock, pg_database
@@ -26,7 +28,9 @@ def proxied(pg_schema: str, proxy: PgProxy, clock: FrozenClock) -> Iterator[Ledg
     db = pg_database(pg_schema)
     migrate(db)  # directly, not through the proxy
     url = f"postgresql://{db.user}@127.0.0.1:{proxy.port}/{db.name}?schema={pg_schema}"
-    ledger = Ledger(Database.from_url(url), clock=clock, pool_size=2)
+    ledger = bootstrap.open_ledger(
+        Settings(), clock=clock, database=Database.from_url(url), pool_size=2
+    )
     try:
         yield ledger
     finally:

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from ledger.application import Ledger
 from ledger.demo import run
-from ledger.projections.casefile import Projections
+from ledger.readmodels.projections import Projections
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from ledger.application import Ledger
+from ledger import bootstrap
 from ledger.cli import app
-from ledger.storage.database import Database
+from ledger.settings import Settings
 from tests.conftest import POSTGRES_URL, envelope
 
 PAST = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -51,7 +51,7 @@ def stored(database_url: str) -> Callable[[], list[dict[str, Any]]]:
     """The whole feed of the database, as the API shows it."""
 
     def read() -> list[dict[str, Any]]:
-        ledger = Ledger(Database.from_url(database_url), pool_size=1)
+        ledger = bootstrap.open_ledger(Settings(database_url=database_url), pool_size=1)
         try:
             events: list[dict[str, Any]] = []
             after = 0

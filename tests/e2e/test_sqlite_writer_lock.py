@@ -14,10 +14,11 @@ from eventsourcing.persistence import ConnectionUnavailableError
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
+from ledger import bootstrap
 from ledger.api.app import create_app
 from ledger.application import Ledger
 from ledger.domain.events import Envelope, EnvelopeBase
-from ledger.projections import casefile
+from ledger.readmodels.sla import query as sla_query
 from ledger.settings import Settings
 from ledger.storage.database import Database
 from ledger.storage.keys import KeyStore
@@ -40,7 +41,7 @@ def sqlite_client(
         return library_env(self, pool_size) | {"SQLITE_LOCK_TIMEOUT": LOCK_TIMEOUT}
 
     monkeypatch.setattr(Database, "library_env", short_lock_timeout)
-    ledger = Ledger(database, clock=clock, pool_size=4)
+    ledger = bootstrap.open_ledger(Settings(), clock=clock, database=database, pool_size=4)
     key, _ = KeyStore.of(ledger.store, "sqlite").create("admin-1", "admin", frozenset(), clock())
     app = create_app(Settings(database_url="sqlite:///unused"), ledger=ledger)
     try:
@@ -83,7 +84,7 @@ def test_a_connection_timeout_anywhere_in_a_read_is_a_503(
     def timed_out(*_: Any, **__: Any) -> Any:
         raise ConnectionUnavailableError("Timed out waiting for return of writer lock")
 
-    monkeypatch.setattr(casefile, "board_items", timed_out)
+    monkeypatch.setattr(sla_query, "board_items", timed_out)
     r = client.get("/v1/sla")
     assert r.status_code == 503, r.text
     assert r.json()["type"].endswith("/unavailable")

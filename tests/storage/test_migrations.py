@@ -12,7 +12,7 @@ from eventsourcing.utils import get_topic
 from pydantic import TypeAdapter
 
 from ledger.application import Ledger
-from ledger.domain import STREAM_CLASSES
+from ledger.domain.aggregates import STREAM_CLASSES
 from ledger.domain.chain import GENESIS_HASH, content_digest
 from ledger.domain.errors import EventIdConflictError
 from ledger.domain.events import Envelope, EnvelopeBase

@@ -15,8 +15,9 @@ from ledger.api.routes.timelines import AsOf, StreamIdPath, cut_of
 from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Responsibility, SlaBoard
 from ledger.domain.events import DEPARTMENT_PATTERN
-from ledger.projections.casefile import Disputes
-from ledger.projections.names import check_department, plans_at
+from ledger.readmodels.names import check_department, plans_at
+from ledger.readmodels.responsibility.query import Responsibilities
+from ledger.readmodels.sla.query import SlaReads
 
 router = APIRouter(prefix="/v1", tags=["disputes"], route_class=LedgerRoute)
 
@@ -35,8 +36,8 @@ def complaint_responsibility(
     as_of: AsOf = None,
 ) -> Response:
     """Attributions, suggested causes, custody per department, holding time and breaches."""
-    disputes = Disputes(projections, projections.ledger.clock())
-    return ORJSON(disputes.complaint_responsibility(complaint_id, cut_of(as_of)))
+    chains = Responsibilities(projections, projections.ledger.clock())
+    return ORJSON(chains.complaint_responsibility(complaint_id, cut_of(as_of)))
 
 
 @router.get(
@@ -50,8 +51,8 @@ def sla_board(
     as_of: AsOf = None,
 ) -> Response:
     """Every notification's deadline and its state: open, breached, met or met_late."""
-    disputes = Disputes(projections, projections.ledger.clock())
-    body = disputes.sla_board(state, department, cut_of(as_of))
+    sla = SlaReads(projections, projections.ledger.clock())
+    body = sla.sla_board(state, department, cut_of(as_of))
     if department is not None and not body["items"]:
         cut = body["position"]
         ledger = projections.ledger

@@ -17,8 +17,8 @@ from ledger.api.responses import ORJSON
 from ledger.api.routes.timelines import AsOf, cut_of
 from ledger.api.routing import LedgerRoute
 from ledger.domain.events import DEPARTMENT_PATTERN, PERIOD_PATTERN
-from ledger.projections.kpi_reads import KpiReads
-from ledger.projections.kpis import KPI_NAMES, csv_text, seal
+from ledger.readmodels.kpis.query import KpiReads
+from ledger.readmodels.kpis.report import KPI_NAMES, csv_text, seal
 
 
 class TargetFrom(BaseModel):

@@ -16,7 +16,7 @@ from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Timeline
 from ledger.domain.events import STREAM_ID_PATTERN, Timestamp
 from ledger.domain.time import parse_time
-from ledger.projections.casefile import CaseFiles
+from ledger.readmodels.timeline.query import Timelines
 
 router = APIRouter(prefix="/v1", tags=["timelines"], route_class=LedgerRoute)
 
@@ -40,7 +40,7 @@ def complaint_timeline(
     complaint_id: StreamIdPath, ledger: LedgerDep, principal: ProjectionReader, as_of: AsOf = None
 ) -> Response:
     """The complaint's events and those of the batches it names and their material lots."""
-    return ORJSON(CaseFiles(ledger).complaint_timeline(complaint_id, cut_of(as_of)))
+    return ORJSON(Timelines(ledger).complaint_timeline(complaint_id, cut_of(as_of)))
 
 
 @router.get(
@@ -52,4 +52,4 @@ def batch_timeline(
     batch_id: StreamIdPath, ledger: LedgerDep, principal: ProjectionReader, as_of: AsOf = None
 ) -> Response:
     """A batch's events and those of its material lots."""
-    return ORJSON(CaseFiles(ledger).batch_timeline(batch_id, cut_of(as_of)))
+    return ORJSON(Timelines(ledger).batch_timeline(batch_id, cut_of(as_of)))

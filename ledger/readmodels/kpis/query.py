@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ledger.projections.casefile import Projections
-from ledger.projections.facts import Fact, facts_of_streams_with
-from ledger.projections.kpi_board import stored_loader
-from ledger.projections.kpis import (
+from ledger.readmodels.casefile import facts_of_streams_with
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.kpis.report import (
     ENTERPRISE_KPIS,
     ENTERPRISE_NAME,
     Period,
@@ -17,7 +16,9 @@ from ledger.projections.kpis import (
     department_body,
     person_body,
 )
-from ledger.projections.names import PLAN_TYPES, check_department, check_person
+from ledger.readmodels.kpis.view import stored_loader
+from ledger.readmodels.names import PLAN_TYPES, check_department, check_person
+from ledger.readmodels.projections import Projections
 
 
 class KpiReads:

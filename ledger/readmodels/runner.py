@@ -14,8 +14,8 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.application import Ledger, unavailable_on_outage
 from ledger.domain.errors import ReadModelBehindError
-from ledger.projections.facts import Fact
-from ledger.storage.views import Views
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.views import Views
 
 log = logging.getLogger("ledger.projections")
 

@@ -4,26 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.projections.facts import Fact, effective_data, sealed
-
-
-def linked_batches(complaint: list[Fact]) -> list[str]:
-    """The batches a complaint names, with corrections to `complaint.filed` applied."""
-    data = effective_data(complaint)
-    ids: list[str] = []
-    for f in complaint:
-        if f.type == "complaint.filed":
-            ids += [b for b in data[f.event_id].get("batch_ids", []) if b not in ids]
-    return ids
-
-
-def material_lots(batch: list[Fact]) -> list[str]:
-    """The material lots a production batch was made from, with corrections applied."""
-    data = effective_data(batch)
-    for f in batch:
-        if f.type == "batch.registered":
-            return list(data[f.event_id].get("material_lots", []))
-    return []
+from ledger.readmodels.facts import Fact, sealed
 
 
 def timeline(subject: dict[str, str], facts: list[Fact], position: int) -> dict[str, Any]:

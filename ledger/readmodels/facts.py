@@ -1,4 +1,5 @@
-"""Events as the projections see them, and what every projection response carries."""
+"""Events as the read models see them (corrections applied, the streams they link) and what
+every read-model response carries. Pure: no ledger, no database."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ledger.application import Ledger
 from ledger.domain.time import format_time, parse_time
-from ledger.storage.rows import StoredRow
+
+if TYPE_CHECKING:
+    from ledger.storage.rows import StoredRow
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,20 @@ def sealed(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "fingerprint": hashlib.sha256(canonical).hexdigest()}
 
 
-def facts_of_streams_with(ledger: Ledger, types: tuple[str, ...], upto: int) -> list[Fact]:
-    """The events, up to position `upto`, of every stream that holds an event of one of `types`
-    (all of each stream's events, corrections included), read in one query."""
-    rows = ledger.streams_rows(ledger.streams_with(*types))
-    return [Fact.from_row(r) for found in rows.values() for r in found if r.position <= upto]
+def linked_batches(complaint: list[Fact]) -> list[str]:
+    """The batches a complaint names, with corrections to `complaint.filed` applied."""
+    data = effective_data(complaint)
+    ids: list[str] = []
+    for f in complaint:
+        if f.type == "complaint.filed":
+            ids += [b for b in data[f.event_id].get("batch_ids", []) if b not in ids]
+    return ids
 
 
-def policy_facts(ledger: Ledger, upto: int) -> list[Fact]:
-    """The events of every plan stream that holds a `policy.set`: what `PolicyHistory` needs."""
-    return facts_of_streams_with(ledger, ("policy.set",), upto)
+def material_lots(batch: list[Fact]) -> list[str]:
+    """The material lots a production batch was made from, with corrections applied."""
+    data = effective_data(batch)
+    for f in batch:
+        if f.type == "batch.registered":
+            return list(data[f.event_id].get("material_lots", []))
+    return []

@@ -23,12 +23,9 @@ from hypothesis import strategies as st
 from ledger.application import Ledger
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import ENVELOPE_MODELS
-from ledger.projections.casefile import Projections, trusted_sources
-from ledger.projections.facts import Fact
-from ledger.projections.kpi_board import COLUMNS, OPEN, SUM_COLUMNS, stored_loader, to_row
-from ledger.projections.kpi_rows import ledger_rows
-from ledger.projections.kpi_sums import contribution
-from ledger.projections.kpis import (
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.kpis.evolve import ledger_rows
+from ledger.readmodels.kpis.report import (
     Period,
     Report,
     department_body,
@@ -38,6 +35,9 @@ from ledger.projections.kpis import (
     plan_facts_of,
     seal,
 )
+from ledger.readmodels.kpis.sums import contribution
+from ledger.readmodels.kpis.view import COLUMNS, OPEN, SUM_COLUMNS, stored_loader, to_row
+from ledger.readmodels.projections import Projections, trusted_sources
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -1,17 +1,17 @@
-"""The KPI read model: every row of `kpi_rows` and the sums of `kpi_sums`, versioned by position.
+"""The KPI read model: every row of `evolve` and the sums of `sums`, versioned by position.
 
 For each event the projector recomputes the rows of the streams it can change (its own; for a
 complaint's filing, attribution or correction, also the batches the complaint names) with the
 same pure function the straightforward recomputation uses, and stores what changed as a new
 version valid from the event's position. It also adds what the stream's rows now contribute to
-the time buckets' sums (`kpi_sums.contribution`), less what they contributed before, and stores
+the time buckets' sums (`sums.contribution`), less what they contributed before, and stores
 each changed sum as a new version valid from that position (a version counts for cuts in
 [valid_from, valid_to); an open one's valid_to is OPEN).
 
 A read selects the sum versions counted at its cut in the buckets that tile the period, and the
-loose rows in each tile whose entity no chosen tile holds whole (`kpi_sums`); when no tiling
+loose rows in each tile whose entity no chosen tile holds whole (`sums`); when no tiling
 exists (a time zone whose offset is not a whole quarter hour) it selects every row of the period
-instead. `kpis.Report` does the rest; `explain` still reads every row of the KPI.
+instead. `report.Report` does the rest; `explain` still reads every row of the KPI.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from typing import Any
 import orjson
 
 from ledger.application import Ledger
-from ledger.projections.facts import Fact, policy_facts
-from ledger.projections.kpi_rows import LINKING_TYPES, Row, named_batches, stream_rows
-from ledger.projections.kpi_sums import (
+from ledger.readmodels.casefile import policy_facts
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.kpis.evolve import LINKING_TYPES, Row, named_batches, stream_rows
+from ledger.readmodels.kpis.report import Loader, Parts, Period, Sums
+from ledger.readmodels.kpis.sums import (
     NEVER_LOOSE,
     Piece,
     Sum,
@@ -35,9 +37,8 @@ from ledger.projections.kpi_sums import (
     parse,
     tiling,
 )
-from ledger.projections.kpis import Loader, Parts, Period, Sums
-from ledger.projections.sla import PolicyHistory
-from ledger.storage.views import Versions, Views
+from ledger.readmodels.sla.evolve import PolicyHistory
+from ledger.readmodels.views import Versions, Views
 
 Unit = tuple[str, str]
 

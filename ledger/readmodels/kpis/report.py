@@ -1,9 +1,9 @@
 """KPIs of SPEC §7.4 with their targets (§6 `target.set`) and incentives (§8): pure functions.
 
-`Report` turns what falls in a period into figures: the rows of `kpi_rows`, and sums of whole
-entities' contributions added up in advance (`kpi_sums`). Where they come from is its caller's
+`Report` turns what falls in a period into figures: the rows of `kpis.evolve`, and sums of whole
+entities' contributions added up in advance (`kpis.sums`). Where they come from is its caller's
 choice: `kpis()` computes the rows from the raw events and pre-adds nothing, the read model
-(`kpi_board`) selects its stored sums and the rows it could not pre-add; both go through
+(`kpis.view`) selects its stored sums and the rows it could not pre-add; both go through
 `Figures`, so they cannot disagree.
 
 Figures are exact (fractions of Decimals) until shown: every number of a response is a JSON
@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from ledger.domain.time import format_time
-from ledger.projections.facts import Fact, effective_data, sealed
-from ledger.projections.kpi_rows import (
+from ledger.readmodels.facts import Fact, effective_data, sealed
+from ledger.readmodels.kpis.evolve import (
     ALL_OF,
     ENTERPRISE,
     SALES,
@@ -37,7 +37,7 @@ from ledger.projections.kpi_rows import (
     ledger_rows,
     number,
 )
-from ledger.projections.sla import PolicyHistory
+from ledger.readmodels.sla.evolve import PolicyHistory
 
 DEPARTMENT_KPIS: dict[str, tuple[str, ...]] = {
     "procurement": ("material_reject_rate",),

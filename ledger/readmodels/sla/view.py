@@ -1,22 +1,21 @@
 """The SLA board's read model: every item of SPEC §7.3, versioned by position for as-of reads.
 
 The rows are what `sla_items` (the pure function) gives for a stream's events up to each
-position; the board's state at a time is added on read by `settle`.
+position; the board's state at a time is added on read by `settle` (`sla.query`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from ledger.application import Ledger
-from ledger.domain.time import format_time
-from ledger.projections.facts import Fact, policy_facts
-from ledger.projections.sla import FULFILLED_BY, PolicyHistory, settle, sla_items
-from ledger.storage.views import Versions, Views
+from ledger.readmodels.casefile import policy_facts
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.sla.evolve import FULFILLED_BY, PolicyHistory, sla_items
+from ledger.readmodels.views import Versions, Views
 
 # (column, PostgreSQL type) of rm_sla_items, as `Versions.write` inserts them
 ITEM_COLUMNS = [
@@ -114,42 +113,3 @@ class SlaBoard:
                     item = orjson.loads(r["item"])
                     items[item["notification_event_id"]] = item
         return items
-
-
-# The state of SPEC §7.3 as a condition on the stored columns (times are comparable UTC text).
-STATE_FILTERS = {
-    "open": "fulfilled_at IS NULL AND due_at > ?",
-    "breached": "fulfilled_at IS NULL AND due_at <= ?",
-    "met": "fulfilled_at <= due_at",
-    "met_late": "fulfilled_at > due_at",
-}
-
-
-def board_items(
-    views: Views,
-    cut: int,
-    now: datetime,
-    department: str | None = None,
-    state: str | None = None,
-) -> list[dict[str, Any]]:
-    """The items counted at position `cut`, settled at `now`, by due time."""
-    where, params = "", []
-    if department is not None:
-        where += " AND department = ?"
-        params.append(department)
-    if state is not None:
-        where += " AND " + STATE_FILTERS[state]
-        params += [format_time(now)] * STATE_FILTERS[state].count("?")
-    # Two ranges rather than `valid_to IS NULL OR valid_to > ?`, so each can use the index on
-    # (valid_to, department, due_at): the current versions, and those superseded after the cut.
-    sql = (
-        "SELECT due_at, notification_event_id, item FROM {rm_sla_items} "
-        f"WHERE valid_to IS NULL AND valid_from <= ?{where} "
-        "UNION ALL SELECT due_at, notification_event_id, item FROM {rm_sla_items} "
-        f"WHERE valid_to > ? AND valid_from <= ?{where} "
-        "ORDER BY 1, 2"
-    )
-    with views.transaction(commit=False) as cursor:
-        cursor.execute(views.sql(sql), [cut, *params, cut, cut, *params])
-        rows = cursor.fetchall()
-    return [settle(orjson.loads(r["item"]), now) for r in rows]

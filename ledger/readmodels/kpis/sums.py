@@ -37,8 +37,8 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from ledger.projections.kpi_rows import SHIPPED_CUSTOMERS, Row
-from ledger.projections.kpis import per_entity
+from ledger.readmodels.kpis.evolve import SHIPPED_CUSTOMERS, Row
+from ledger.readmodels.kpis.report import per_entity
 
 COSTS = "quality_cost"
 # (bucket, person, kpi, department, label) → (numerator, denominator, entities)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 from ledger.application import Ledger
 from ledger.domain.errors import LedgerError
-from ledger.projections.facts import facts_of_streams_with
-from ledger.projections.kpis import DEPARTMENT_KPIS, Plans
-from ledger.storage.views import Views
+from ledger.readmodels.casefile import facts_of_streams_with
+from ledger.readmodels.kpis.report import DEPARTMENT_KPIS, Plans
+from ledger.readmodels.views import Views
 
 PLAN_TYPES = ("target.set", "policy.set", "revenue.recorded")
 

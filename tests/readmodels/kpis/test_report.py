@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from ledger.projections.facts import Fact
-from ledger.projections.kpis import Period, kpis
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.kpis.report import Period, kpis
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 NOW = datetime(2026, 12, 31, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.domain.time import format_time, parse_time
-from ledger.projections.facts import Fact, effective_data
+from ledger.readmodels.facts import Fact, effective_data
 
 FULFILLED_BY = {
     "investigate": "investigation.reported",

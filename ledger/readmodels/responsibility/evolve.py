@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.domain.time import format_time, parse_time
-from ledger.projections.facts import Fact, effective_data, sealed
-from ledger.projections.timeline import linked_batches, material_lots
+from ledger.readmodels.facts import Fact, effective_data, linked_batches, material_lots, sealed
 
 
 def attributions(facts: list[Fact]) -> list[dict[str, Any]]:

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from ledger.application import Ledger
 from ledger.domain.errors import ConflictError
 from ledger.domain.events import ENVELOPE_MODELS
-from ledger.projections.casefile import Disputes, Projections, trusted_sources
-from ledger.projections.facts import Fact, sealed
-from ledger.projections.sla import PolicyHistory, settle, sla_items
+from ledger.readmodels.facts import Fact, sealed
+from ledger.readmodels.projections import Projections, trusted_sources
+from ledger.readmodels.sla.evolve import PolicyHistory, settle, sla_items
+from ledger.readmodels.sla.query import SlaReads
 from ledger.watcher import tick
 
 # Far enough before the ledger clock (the real time) that the longest history drawn
@@ -176,7 +177,7 @@ def test_incremental_equals_rebuild_equals_the_pure_function(
         if i % chunk == 0:
             projections.board.catch_up()  # incremental, page by page as events arrive
     now = START + timedelta(days=100)
-    disputes = Disputes(projections, now)
+    disputes = SlaReads(projections, now)
     live = disputes.sla_board(None, None, as_of=None)
     cut = ledger.last_position()
     assert live == pure_board(ledger, cut, now)
@@ -195,7 +196,7 @@ def test_as_of_equals_the_history_cut_and_never_changes_later(
     story.open()
     for op in first:
         story.play(op)
-    disputes = Disputes(projections, START)
+    disputes = SlaReads(projections, START)
     rows = ledger.feed(max(0, ledger.last_position() - 12), 1000)
     seen: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []

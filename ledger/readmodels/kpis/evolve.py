@@ -17,8 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.domain.time import format_time, parse_time
-from ledger.projections.facts import Fact, effective_data
-from ledger.projections.sla import PolicyHistory, effective_time, sla_items
+from ledger.readmodels.facts import Fact, effective_data
+from ledger.readmodels.sla.evolve import PolicyHistory, effective_time, sla_items
 
 PRODUCTION, PROCUREMENT, QUALITY, SALES = "production", "procurement", "quality", "sales"
 ENTERPRISE = ""  # the department of enterprise-wide rows (quality costs)

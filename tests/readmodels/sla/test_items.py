@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.domain.time import parse_time
-from ledger.projections.facts import Fact
-from ledger.projections.sla import PolicyHistory, settle, sla_items
+from ledger.readmodels.facts import Fact
+from ledger.readmodels.sla.evolve import PolicyHistory, settle, sla_items
 
 T0 = datetime(2026, 11, 6, 2, 0, tzinfo=UTC)
 TRUSTED = frozenset({"demo"})

@@ -1,4 +1,4 @@
-"""The time buckets of the pre-added KPI sums (ledger/projections/kpi_sums.py)."""
+"""The time buckets of the pre-added KPI sums (ledger/readmodels/kpis/sums.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain.time import format_time
-from ledger.projections.kpi_sums import path_of, tiling
-from ledger.projections.kpis import Period
+from ledger.readmodels.kpis.report import Period
+from ledger.readmodels.kpis.sums import path_of, tiling
 
 ZONES = sorted(available_timezones())
 periods = st.builds(

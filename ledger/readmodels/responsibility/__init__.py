@@ -1,0 +1,1 @@
+"""The responsibility chain of a complaint: evolve (pure) and query."""

@@ -1,0 +1,1 @@
+"""The SLA items and their board: evolve (pure), view (stored, versioned) and query."""

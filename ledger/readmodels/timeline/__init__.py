@@ -1,0 +1,1 @@
+"""The dispute timeline of a complaint or batch: evolve (pure) and query."""
