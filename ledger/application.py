@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -70,6 +70,42 @@ def _receipt(record: dict[str, Any], position: int, recorded_at: datetime) -> di
     }
 
 
+@dataclass
+class _Pending:
+    """An append's items and which of their events the store was found to hold already."""
+
+    items: Sequence[tuple[dict[str, Any], int | None]]
+    records: dict[str, dict[str, Any]]  # by event_id, in the request's order
+    stored: dict[str, IndexRow] = field(default_factory=dict)
+
+    @property
+    def event_ids(self) -> list[str]:
+        return list(self.records)
+
+    @property
+    def todo(self) -> list[tuple[dict[str, Any], int | None]]:
+        """The items whose events are still to be stored."""
+        return [(r, v) for r, v in self.items if r["event_id"] not in self.stored]
+
+    def result(self, receipts: list[dict[str, Any]]) -> AppendResult:
+        """The answer once the events of `todo` are stored with these `receipts`."""
+        by_id = {k: r.receipt() for k, r in self.stored.items()}
+        by_id |= {r["event_id"]: r for r in receipts}
+        return AppendResult(
+            [by_id[i] for i in self.event_ids], created=True, appended=len(self.todo)
+        )
+
+
+def _pause(attempt: int, keys: Sequence[tuple[str, str]], deadline: float) -> None:
+    """Before a third decision or later: another process took a version first even though the
+    last decision was made on what had just been read. Wait a little (longer each time) and
+    decide again, until the deadline (then StreamsBusyError)."""
+    if attempt > 1:
+        if time.monotonic() >= deadline:
+            raise StreamsBusyError(keys)
+        time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+
+
 class StreamCache:
     """The streams this process appended to last, as it left them: most appends then read
     nothing before they write. Never trusted alone: a stream that moved on elsewhere makes
@@ -101,10 +137,6 @@ class StreamCache:
                     self._streams.move_to_end(key)
             while len(self._streams) > self.size:
                 self._streams.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._streams.clear()
 
 
 class StreamLocks:
@@ -198,88 +230,91 @@ class Ledger(Application[UUID]):
         records = self._checked(items)
         keys = list(dict.fromkeys((r["stream"]["type"], r["stream"]["id"]) for r, _ in items))
         deadline = time.monotonic() + self.append_wait
+        pending = _Pending(items, records)
         with unavailable_on_outage(), self.locks.hold(keys, deadline):
-            return self._append_held(items, records, keys, deadline, system, skip_stored)
+            return self._append_held(pending, keys, deadline, system, skip_stored)
 
     def _append_held(
         self,
-        items: Sequence[tuple[dict[str, Any], int | None]],
-        records: dict[str, dict[str, Any]],
+        pending: _Pending,
         keys: list[tuple[str, str]],
         deadline: float,
         system: bool,
         skip_stored: bool,
     ) -> AppendResult:
-        """`append_records` once this process's other writers of the streams are done."""
-        event_ids = list(records)
-        todo = list(items)
-        stored: dict[str, IndexRow] = {}
-        if skip_stored:  # a bulk import that resumes: leave out what is already stored
-            stored = self._stored(event_ids, records)
-            todo = [(r, v) for r, v in items if r["event_id"] not in stored]
-            if not todo:
-                return self._already_stored(event_ids, stored)
+        """`append_records` once this process's other writers of the streams are done.
+
+        One rule: decide and store; when the store refuses the events, or a rule breaks on
+        what was decided from the database, ask the store (`_from_store`) and answer from it
+        if it can; otherwise read the streams again and decide again. A rule broken on what
+        this process only assumed (`StreamCache`) reads the streams first.
+        """
+        if skip_stored and (answer := self._from_store(pending, skip_stored)) is not None:
+            return answer  # a bulk import that resumes: what is stored is left out
         streams, fresh = self.streams.take(keys), False
         for attempt in itertools.count():
-            if attempt > 1:
-                # Decided on what was just read, and still another process took a version
-                # first: wait a little (longer each time) and decide again, until the deadline.
-                if time.monotonic() >= deadline:
-                    raise StreamsBusyError(keys)
-                time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.05)))
+            _pause(attempt, keys, deadline)
             try:
-                events, types = self._decide(todo, system=system, streams=streams)
+                events, types = self._decide(pending.todo, system=system, streams=streams)
             except LedgerError:
-                if not fresh:  # decided on what this process assumed: decide on the database
-                    streams, fresh = self._load(keys), True
-                    continue
-                if not skip_stored:
-                    if retried := self._answer_retry(event_ids, records):
-                        return retried
-                    raise
-                # Another import may have stored some of them since `stored` was read.
-                now_stored = self._stored(event_ids, records)
-                if now_stored.keys() <= stored.keys():
-                    raise
-                stored = now_stored
-                todo = [(r, v) for r, v in items if r["event_id"] not in stored]
-                if not todo:
-                    return self._already_stored(event_ids, stored)
-                streams = self._load(keys)
+                if fresh:
+                    known = len(pending.stored)
+                    if (answer := self._from_store(pending, skip_stored)) is not None:
+                        return answer
+                    if len(pending.stored) == known:  # nothing the store knows changes it
+                        raise
+                streams, fresh = self._load(keys), True
                 continue
-            stamps: list[datetime] = []
-            try:
-                # The event store directly: `Application.save` would collect the events
-                # again (with slow runtime protocol checks) for hooks the ledger leaves unused.
-                recordings = self.events.put(
-                    events,
-                    event_ids=[e.record["event_id"] for e in events],
-                    stream_types=types,
-                    stamps=stamps,
-                )
-            except IntegrityError:
+            stored = self._put(events, types)
+            if stored is None:
                 # A stored event_id (a retry, or the reply to our COMMIT was lost and the
                 # library's retry hit our own rows), or a stream that moved on elsewhere.
-                if skip_stored:  # another import stored some of them meanwhile
-                    stored = self._stored(event_ids, records)
-                    todo = [(r, v) for r, v in items if r["event_id"] not in stored]
-                    if not todo:
-                        return self._already_stored(event_ids, stored)
-                elif (retried := self._answer_retry(event_ids, records)) is not None:
-                    return retried
+                if (answer := self._from_store(pending, skip_stored)) is not None:
+                    return answer
                 # Decide again on what is stored: an expected_version that no longer
                 # matches is answered there, and a stream merely assumed new or held
                 # stale (any stream of a batch) is not mistaken for one.
                 streams, fresh = self._load(keys), True
                 continue
             self.streams.give(streams)
-            receipts = {k: r.receipt() for k, r in stored.items()}
-            for event, recording, stamp in zip(events, recordings, stamps, strict=True):
-                receipts[event.record["event_id"]] = _receipt(
-                    event.record, recording.notification.id, stamp
-                )
-            return AppendResult([receipts[i] for i in event_ids], created=True, appended=len(todo))
+            return pending.result(stored)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put(self, events: list[Any], types: list[StreamType]) -> list[dict[str, Any]] | None:
+        """Store `events`; their receipts, or None if the database refused them on a unique
+        key (a stored event_id, or a stream's version taken by another writer)."""
+        stamps: list[datetime] = []
+        try:
+            # The event store directly: `Application.save` would collect the events
+            # again (with slow runtime protocol checks) for hooks the ledger leaves unused.
+            recordings = self.events.put(
+                events,
+                event_ids=[e.record["event_id"] for e in events],
+                stream_types=types,
+                stamps=stamps,
+            )
+        except IntegrityError:
+            return None
+        return [
+            _receipt(event.record, recording.notification.id, stamp)
+            for event, recording, stamp in zip(events, recordings, stamps, strict=True)
+        ]
+
+    def _from_store(self, pending: _Pending, skip_stored: bool) -> AppendResult | None:
+        """What the store says of the request's events: every one stored as sent answers with
+        the original receipts (an exact retry); one stored with other content is 409. Some
+        stored: 409 for a plain append (a batch is retried whole), left out with
+        `skip_stored` (another import stored them meanwhile). None: decide on the rest."""
+        stored = self._stored(pending.event_ids, pending.records)
+        if len(stored) == len(pending.event_ids):
+            return self._already_stored(pending.event_ids, stored)
+        if stored and not skip_stored:
+            raise EventIdConflictError(
+                "some event_ids of this request are already stored and others are not: "
+                "a batch is retried whole, with the same events"
+            )
+        pending.stored = stored
+        return None
 
     def _checked(
         self, items: Sequence[tuple[dict[str, Any], int | None]]
@@ -304,21 +339,6 @@ class Ledger(Application[UUID]):
             except InvalidEventError as e:
                 raise InvalidEventError(prefix(i) + e.field, e.message) from None
         return records
-
-    def _answer_retry(
-        self, event_ids: list[str], records: dict[str, dict[str, Any]]
-    ) -> AppendResult | None:
-        """The original receipts if every event is stored as sent (an exact retry); 409 if
-        some are stored with other content, or only some of them; None if none is stored."""
-        stored = self._stored(event_ids, records)
-        if len(stored) == len(event_ids):
-            return self._already_stored(event_ids, stored)
-        if stored:
-            raise EventIdConflictError(
-                "some event_ids of this request are already stored and others are not: "
-                "a batch is retried whole, with the same events"
-            )
-        return None
 
     def _stored(
         self, event_ids: list[str], records: dict[str, dict[str, Any]]
