@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 from uuid import UUID
 
@@ -270,9 +269,6 @@ class QualityCostRecorded(Data):
     amount: Annotated[StrictStr, Field(pattern=AMOUNT_PATTERN, examples=["1250.00"])]
     currency: Annotated[StrictStr, Field(pattern=CURRENCY_PATTERN)]
     category: Literal["prevention", "appraisal", "internal_failure", "external_failure"]
-
-    def decimal_amount(self) -> Decimal:
-        return Decimal(self.amount)
 
 
 class EventCorrected(Data):

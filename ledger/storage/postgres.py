@@ -236,28 +236,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         rows = self._rows(self._select_streams, [originator_ids], prepare=False)
         return [_stored_event(r) for r in rows]
 
-    def lookup_and_select_streams(
-        self, event_ids: list[str], originator_ids: list[UUID]
-    ) -> tuple[list[IndexRow], list[StoredEvent]]:
-        """`lookup` and `select_streams` on one connection, in one round trip."""
-
-        def select() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-            with (
-                self.datastore.get_connection() as conn,
-                conn.pipeline(),
-                conn.cursor() as index,
-                conn.cursor() as streams,
-            ):
-                # Planned for each call, never prepared: a prepared statement soon runs a generic
-                # plan, which PostgreSQL makes for arrays of unknown length, and it made these
-                # reads three times slower once the tables held a few thousand events.
-                index.execute(self._lookup, [event_ids], prepare=False)
-                streams.execute(self._select_streams, [originator_ids], prepare=False)
-                return index.fetchall(), streams.fetchall()
-
-        index_rows, stream_rows = _retried(select)
-        return [_index_row(r) for r in index_rows], [_stored_event(r) for r in stream_rows]
-
     def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]:
         return [
             StoredRow(r["notification_id"], r["recorded_at"], bytes(r["state"]))

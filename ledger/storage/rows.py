@@ -79,10 +79,6 @@ class LedgerRecorder(Protocol):
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]: ...
 
-    def lookup_and_select_streams(
-        self, event_ids: list[str], originator_ids: list[UUID]
-    ) -> tuple[list[IndexRow], list[StoredEvent]]: ...
-
     def select_rows(
         self, after: int, limit: int, until: datetime | None = None
     ) -> list[StoredRow]: ...

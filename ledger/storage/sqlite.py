@@ -234,13 +234,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         )
         return [StoredEvent(UUID(r[0]), r[1], r[2], r[3]) for r in c.fetchall()]
 
-    def lookup_and_select_streams(
-        self, event_ids: list[str], originator_ids: list[UUID]
-    ) -> tuple[list[IndexRow], list[StoredEvent]]:
-        """`lookup` and `select_streams` in one read transaction."""
-        with self.datastore.transaction(commit=False) as c:
-            return self._lookup(c, event_ids), self._select_streams(c, originator_ids)
-
     def select_rows(self, after: int, limit: int, until: datetime | None = None) -> list[StoredRow]:
         sql = (
             f"SELECT notification_id, recorded_at, state FROM {self.events_table_name} "
