@@ -78,48 +78,65 @@ def _type_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
         name = schema["$ref"].rsplit("/", 1)[-1]
         return f"object ({name}, below)" if name in defs else name
     if "anyOf" in schema:
-        kinds = [s for s in schema["anyOf"] if s.get("type") != "null"]
-        text = " or ".join(_type_of(s, defs) for s in kinds)
-        if {"integer", "number"} == {s.get("type") for s in kinds}:
-            text = "number"
-        text = ", ".join([text, *_bounds(schema)])
-        nullable = len(kinds) < len(schema["anyOf"])
-        return f"{text}, or null" if nullable else text
+        return _any_of(schema, defs)
     if "const" in schema:
         return f"`{orjson.dumps(schema['const']).decode()}`"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
     kind = schema.get("type", "any JSON value")
-    parts: list[str] = []
     if kind == "array":
-        items = schema.get("items", {})
-        parts.append(f"list of {_type_of(items, defs)}")
-        if "maxItems" in schema:
-            parts.append(f"at most {schema['maxItems']}")
+        parts = _array(schema, defs)
     elif kind == "object":
-        values = schema.get("additionalProperties")
-        if isinstance(values, dict) and values:
-            value_text = _type_of(values, defs)
-            keys = schema.get("propertyNames", {})
-            key_text = _type_of({"type": "string", **keys}, defs)
-            parts.append(f"object of {key_text} → {value_text}")
-        else:
-            parts.append("JSON object")
-        if "maxProperties" in schema:
-            parts.append(f"at most {schema['maxProperties']} entries")
+        parts = _object(schema, defs)
     else:
-        parts.append(kind)
-        if schema.get("format"):
-            parts.append(schema["format"].replace("date-time", "RFC 3339 time with offset"))
-        if "pattern" in schema:
-            pattern = schema["pattern"].replace("|", "\\|")  # a table cell
-            parts.append(f"matching `{pattern}`")
-        parts += _bounds(schema)
-        if "minLength" in schema and schema["minLength"] > 0:
-            parts.append(f"{schema['minLength']} to {schema.get('maxLength', '∞')} characters")
-        elif "maxLength" in schema:
-            parts.append(f"at most {schema['maxLength']} characters")
+        parts = _scalar(kind, schema)
     return ", ".join(parts)
+
+
+def _any_of(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    kinds = [s for s in schema["anyOf"] if s.get("type") != "null"]
+    text = " or ".join(_type_of(s, defs) for s in kinds)
+    if {"integer", "number"} == {s.get("type") for s in kinds}:
+        text = "number"
+    text = ", ".join([text, *_bounds(schema)])
+    nullable = len(kinds) < len(schema["anyOf"])
+    return f"{text}, or null" if nullable else text
+
+
+def _array(schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    parts = [f"list of {_type_of(schema.get('items', {}), defs)}"]
+    if "maxItems" in schema:
+        parts.append(f"at most {schema['maxItems']}")
+    return parts
+
+
+def _object(schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    values = schema.get("additionalProperties")
+    if isinstance(values, dict) and values:
+        value_text = _type_of(values, defs)
+        keys = schema.get("propertyNames", {})
+        key_text = _type_of({"type": "string", **keys}, defs)
+        parts = [f"object of {key_text} → {value_text}"]
+    else:
+        parts = ["JSON object"]
+    if "maxProperties" in schema:
+        parts.append(f"at most {schema['maxProperties']} entries")
+    return parts
+
+
+def _scalar(kind: str, schema: dict[str, Any]) -> list[str]:
+    parts = [kind]
+    if schema.get("format"):
+        parts.append(schema["format"].replace("date-time", "RFC 3339 time with offset"))
+    if "pattern" in schema:
+        pattern = schema["pattern"].replace("|", "\\|")  # a table cell
+        parts.append(f"matching `{pattern}`")
+    parts += _bounds(schema)
+    if "minLength" in schema and schema["minLength"] > 0:
+        parts.append(f"{schema['minLength']} to {schema.get('maxLength', '∞')} characters")
+    elif "maxLength" in schema:
+        parts.append(f"at most {schema['maxLength']} characters")
+    return parts
 
 
 _BOUNDS = (

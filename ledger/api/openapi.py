@@ -63,35 +63,38 @@ def with_hoisted_definitions(document: dict[str, Any]) -> dict[str, Any]:
     """`document` with every nested `$defs` moved to `components/schemas`, and every inline
     schema under `paths` that equals the component of its title replaced by a `$ref` to it."""
     components: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
-
-    def hoist(node: Any) -> Any:
-        if isinstance(node, list):
-            return [hoist(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        fixed = {key: hoist(value) for key, value in node.items() if key != "$defs"}
-        for name, schema in hoist(node["$defs"]).items() if "$defs" in node else ():
-            if components.setdefault(name, schema) != schema:
-                raise ValueError(f"two different schemas are named {name}")
-        ref = fixed.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            fixed["$ref"] = COMPONENTS + ref.removeprefix("#/$defs/")
-        return fixed
-
-    def by_reference(node: Any) -> Any:
-        if isinstance(node, list):
-            return [by_reference(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        title = node.get("title")
-        if isinstance(title, str) and components.get(title) == node:
-            return {"$ref": COMPONENTS + title}
-        return {key: by_reference(value) for key, value in node.items()}
-
-    fixed: dict[str, Any] = hoist(document)
+    fixed: dict[str, Any] = _hoisted(document, components)
     fixed["components"]["schemas"] = dict(sorted(components.items()))
-    fixed["paths"] = by_reference(fixed.get("paths", {}))
+    fixed["paths"] = _by_reference(fixed.get("paths", {}), components)
     return fixed
+
+
+def _hoisted(node: Any, components: dict[str, Any]) -> Any:
+    """`node` without its nested `$defs`, which go to `components`, and `$ref`s to them."""
+    if isinstance(node, list):
+        return [_hoisted(item, components) for item in node]
+    if not isinstance(node, dict):
+        return node
+    fixed = {key: _hoisted(value, components) for key, value in node.items() if key != "$defs"}
+    for name, schema in _hoisted(node["$defs"], components).items() if "$defs" in node else ():
+        if components.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")
+    ref = fixed.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        fixed["$ref"] = COMPONENTS + ref.removeprefix("#/$defs/")
+    return fixed
+
+
+def _by_reference(node: Any, components: dict[str, Any]) -> Any:
+    """`node` with every schema that equals the component of its title as a `$ref` to it."""
+    if isinstance(node, list):
+        return [_by_reference(item, components) for item in node]
+    if not isinstance(node, dict):
+        return node
+    title = node.get("title")
+    if isinstance(title, str) and components.get(title) == node:
+        return {"$ref": COMPONENTS + title}
+    return {key: _by_reference(value, components) for key, value in node.items()}
 
 
 def docs_router(title: str) -> APIRouter:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -410,98 +411,88 @@ def wrong_type(value: Any) -> list[Any]:
 def invalid_envelopes(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     """(an envelope that breaks exactly one rule, the field the 422 must name)."""
     body = fresh(draw(envelopes()))
+    kind = draw(st.sampled_from(list(BREAKERS)))
+    return BREAKERS[kind](draw, body)
+
+
+def _data_wrong_type(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     data = body["data"]
-    kind = draw(
+    key = draw(st.sampled_from(sorted(data)))
+    if data[key] is None:  # an explicit null for an optional field: give it an object
+        data[key] = {"nested": "object"}
+    else:
+        data[key] = draw(st.sampled_from(wrong_type(data[key])))
+    return body, f"data.{key}"
+
+
+def _data_unknown_field(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    data = body["data"]
+    key = draw(st.from_regex(r"zz_[a-z]{1,10}", fullmatch=True))
+    data[key] = draw(json_values)
+    return body, f"data.{key}"
+
+
+def _data_missing_field(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    data = body["data"]
+    required = [k for k in REQUIRED[body["type"]] if k in data]
+    key = draw(st.sampled_from(required))
+    del data[key]
+    return body, f"data.{key}"
+
+
+def _envelope_missing_field(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    key = draw(st.sampled_from(["event_id", "stream", "occurred_at", "actor", "data"]))
+    del body[key]
+    return body, key
+
+
+def _bad_stream_id(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    body["stream"]["id"] = draw(st.sampled_from(BAD_STREAM_IDS))
+    return body, "stream.id"
+
+
+def _stamped_field(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    key = draw(st.sampled_from(sorted(STAMPED_FIELDS)))
+    body[key] = STAMPED_FIELDS[key]
+    return body, key
+
+
+def _envelope_wrong_type(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    field, value = draw(
         st.sampled_from(
             [
-                "data_wrong_type",
-                "data_unknown_field",
-                "data_missing_field",
-                "envelope_missing_field",
-                "bad_stream_id",
-                "stamped_field",
-                "envelope_wrong_type",
-                "future",
-                "wrong_stream_type",
-                "unsafe_integer",
+                ("expected_version", "0"),
+                ("expected_version", -1),
+                ("expected_version", 0.5),
+                ("expected_version", True),
+                ("event_id", "not-a-uuid"),
+                ("event_id", 12345),
+                ("occurred_at", 1700000000),
+                ("occurred_at", "2026-11-02T08:15:00"),
+                ("occurred_at", "2026-13-02T08:15:00Z"),
+                ("actor.department", "Quality Dept"),
+                ("actor.id", ""),
+                ("actor.name", 7),
+                ("stream.type", "lot"),
+                ("attributes", ["not", "an", "object"]),
             ]
         )
     )
-    if kind == "data_wrong_type":
-        key = draw(st.sampled_from(sorted(data)))
-        if data[key] is None:  # an explicit null for an optional field: give it an object
-            data[key] = {"nested": "object"}
-        else:
-            data[key] = draw(st.sampled_from(wrong_type(data[key])))
-        return body, f"data.{key}"
-    if kind == "data_unknown_field":
-        key = draw(st.from_regex(r"zz_[a-z]{1,10}", fullmatch=True))
-        data[key] = draw(json_values)
-        return body, f"data.{key}"
-    if kind == "data_missing_field":
-        required = [k for k in REQUIRED[body["type"]] if k in data]
-        key = draw(st.sampled_from(required))
-        del data[key]
-        return body, f"data.{key}"
-    if kind == "envelope_missing_field":
-        key = draw(st.sampled_from(["event_id", "stream", "occurred_at", "actor", "data"]))
-        del body[key]
-        return body, key
-    if kind == "bad_stream_id":
-        body["stream"]["id"] = draw(st.sampled_from(BAD_STREAM_IDS))
-        return body, "stream.id"
-    if kind == "stamped_field":
-        key = draw(st.sampled_from(sorted(STAMPED_FIELDS)))
-        body[key] = STAMPED_FIELDS[key]
-        return body, key
-    if kind == "envelope_wrong_type":
-        field, value = draw(
-            st.sampled_from(
-                [
-                    ("expected_version", "0"),
-                    ("expected_version", -1),
-                    ("expected_version", 0.5),
-                    ("expected_version", True),
-                    ("event_id", "not-a-uuid"),
-                    ("event_id", 12345),
-                    ("occurred_at", 1700000000),
-                    ("occurred_at", "2026-11-02T08:15:00"),
-                    ("occurred_at", "2026-13-02T08:15:00Z"),
-                    ("actor.department", "Quality Dept"),
-                    ("actor.id", ""),
-                    ("actor.name", 7),
-                    ("stream.type", "lot"),
-                    ("attributes", ["not", "an", "object"]),
-                ]
-            )
-        )
-        target = body
-        *parents, last = field.split(".")
-        for p in parents:
-            target = target[p]
-        target[last] = value
-        return body, field
-    if kind == "future":
-        late = NOW + timedelta(minutes=draw(st.integers(6, 60 * 24 * 365)))
-        body["occurred_at"] = late.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return body, "occurred_at"
-    if kind == "unsafe_integer":
-        # Integers beyond ±(2**53 - 1) are refused everywhere, even where a number is free.
-        # (Past 64 bits the API's JSON parser reads an integer literal as a float: a number.)
-        big = draw(st.integers(MAX_SAFE_INTEGER + 1, 2**63 - 1)) * draw(st.sampled_from([1, -1]))
-        numeric = [
-            k for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        ]
-        numeric += DATA_MAPS.get(body["type"], ())
-        if not numeric:
-            body["attributes"] = {"nested": [{"n": big}]}
-            return body, "attributes"
-        key = draw(st.sampled_from(sorted(numeric)))
-        if key in ("properties", "parameters"):
-            data[key] = {"x": big}
-            return body, f"data.{key}.x"
-        data[key] = big
-        return body, f"data.{key}"
+    target = body
+    *parents, last = field.split(".")
+    for p in parents:
+        target = target[p]
+    target[last] = value
+    return body, field
+
+
+def _future(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    late = NOW + timedelta(minutes=draw(st.integers(6, 60 * 24 * 365)))
+    body["occurred_at"] = late.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return body, "occurred_at"
+
+
+def _wrong_stream_type(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     # An event type on a stream it does not belong to (quality costs go anywhere: a bad type).
     allowed = DATA[body["type"]][1]
     elsewhere = [t for t in ("batch", "complaint", "plan") if t not in allowed]
@@ -510,6 +501,39 @@ def invalid_envelopes(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         return body, "type"
     body["stream"]["type"] = draw(st.sampled_from(elsewhere))
     return body, "type"
+
+
+def _unsafe_integer(draw: st.DrawFn, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    data = body["data"]
+    # Integers beyond ±(2**53 - 1) are refused everywhere, even where a number is free.
+    # (Past 64 bits the API's JSON parser reads an integer literal as a float: a number.)
+    big = draw(st.integers(MAX_SAFE_INTEGER + 1, 2**63 - 1)) * draw(st.sampled_from([1, -1]))
+    numeric = [k for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    numeric += DATA_MAPS.get(body["type"], ())
+    if not numeric:
+        body["attributes"] = {"nested": [{"n": big}]}
+        return body, "attributes"
+    key = draw(st.sampled_from(sorted(numeric)))
+    if key in ("properties", "parameters"):
+        data[key] = {"x": big}
+        return body, f"data.{key}.x"
+    data[key] = big
+    return body, f"data.{key}"
+
+
+# How to break an envelope in each way `invalid_envelopes` draws, in the order it draws them.
+BREAKERS: dict[str, Callable[[st.DrawFn, dict[str, Any]], tuple[dict[str, Any], str]]] = {
+    "data_wrong_type": _data_wrong_type,
+    "data_unknown_field": _data_unknown_field,
+    "data_missing_field": _data_missing_field,
+    "envelope_missing_field": _envelope_missing_field,
+    "bad_stream_id": _bad_stream_id,
+    "stamped_field": _stamped_field,
+    "envelope_wrong_type": _envelope_wrong_type,
+    "future": _future,
+    "wrong_stream_type": _wrong_stream_type,
+    "unsafe_integer": _unsafe_integer,
+}
 
 
 DATA_MAPS: dict[str, tuple[str, ...]] = {

@@ -30,6 +30,7 @@ from ledger.domain.errors import StreamsBusyError, VersionConflictError
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.settings import Settings
 from ledger.storage.database import Database
+from ledger.storage.rows import StoredRow
 from tests.conftest import FrozenClock, bearer, envelope
 
 CONTENDERS = 50
@@ -168,6 +169,53 @@ def writer_events(writer: int) -> list[list[EnvelopeBase]]:
     return [envelopes[i : i + CHUNK] for i in range(0, len(envelopes), CHUNK)]
 
 
+class _Follower:
+    """Reads the feed, as a follower of the ledger does, until it has seen `total` events."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        total: int,
+        start: threading.Barrier,
+        stopped: threading.Event,
+        errors: list[BaseException],
+    ) -> None:
+        self.ledger = ledger
+        self.total = total
+        self.start = start
+        self.stopped = stopped
+        self.errors = errors
+        self.seen: list[tuple[int, str]] = []
+        self.reads_during_writes: list[int] = []
+        self.writers_done = threading.Event()
+
+    def run(self) -> None:
+        after = 0
+        self.start.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while len(self.seen) < self.total and not self.stopped.is_set():
+            if time.monotonic() > deadline:
+                self.errors.append(TimeoutError(f"follower saw {len(self.seen)} of {self.total}"))
+                return
+            rows = self.ledger.feed(after, 97)
+            for row in rows:
+                self.seen.append((row.position, orjson.loads(row.json())["event_id"]))
+            if rows:
+                after = rows[-1].position
+                if not self.writers_done.is_set():
+                    self.reads_during_writes.append(len(rows))
+            else:
+                time.sleep(0.001)
+
+
+def _whole_feed(ledger: Ledger) -> list[StoredRow]:
+    """Every stored event, in position order."""
+    final = ledger.feed(0, 1000)
+    while final and (more := ledger.feed(final[-1].position, 1000)):
+        final += more
+    return final
+
+
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_a_follower_sees_every_event_of_concurrent_writers_once_in_order(
     database: Database, clock: FrozenClock
@@ -197,30 +245,15 @@ def test_a_follower_sees_every_event_of_concurrent_writers_once_in_order(
             errors.append(e)
             raise
 
-    seen: list[tuple[int, str]] = []
-    reads_during_writes: list[int] = []
-    writers_done = threading.Event()
-
-    def follow() -> None:
-        after = 0
-        start.wait(timeout=30)
-        deadline = time.monotonic() + 60
-        while len(seen) < total and not stop_following.is_set():
-            if time.monotonic() > deadline:
-                errors.append(TimeoutError(f"follower saw {len(seen)} of {total}"))
-                return
-            rows = follower_ledger.feed(after, 97)
-            for row in rows:
-                seen.append((row.position, orjson.loads(row.json())["event_id"]))
-            if rows:
-                after = rows[-1].position
-                if not writers_done.is_set():
-                    reads_during_writes.append(len(rows))
-            else:
-                time.sleep(0.001)
+    following = _Follower(follower_ledger, total, start, stop_following, errors)
+    seen, reads_during_writes, writers_done = (
+        following.seen,
+        following.reads_during_writes,
+        following.writers_done,
+    )
 
     try:
-        follower = threading.Thread(target=follow)
+        follower = threading.Thread(target=following.run)
         follower.start()
         with ThreadPoolExecutor(max_workers=WRITERS) as pool:
             futures = [pool.submit(write, plan) for plan in plans]
@@ -239,13 +272,7 @@ def test_a_follower_sees_every_event_of_concurrent_writers_once_in_order(
         assert len(set(ids)) == total, "an event was seen twice"
         assert set(ids) == expected, "an event was skipped"
         # The follower saw the same order the ledger reports once everyone is done.
-        final = follower_ledger.feed(0, 1000)
-        while len(final) < total + 1 and final:
-            more = follower_ledger.feed(final[-1].position, 1000)
-            if not more:
-                break
-            final += more
-        assert [r.position for r in final] == positions
+        assert [r.position for r in _whole_feed(follower_ledger)] == positions
         # And the writers' receipts name the same positions.
         assert {(r["position"], r["event_id"]) for r in receipts} == set(seen)
         # The follower really followed: it read events while the writers were still writing.

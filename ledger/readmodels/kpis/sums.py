@@ -177,41 +177,14 @@ def contribution(rows: list[Row]) -> tuple[dict[SumKey, Sum], dict[str, int]]:
     sums: dict[SumKey, list[Any]] = {}
     loose: dict[str, int] = {}
     for (department, kpi, _), group in entities.items():
-        first = group[0]
-        levels = path_of(first.at)
-        if first.pending_until is not None:
-            levels = ()
-        elif len(group) > 1:
-            for r in group[1:]:
-                path = path_of(r.at) if r.pending_until is None else ()
-                if path != levels:
-                    common = 0
-                    while common < min(len(path), len(levels)) and path[common] == levels[common]:
-                        common += 1
-                    levels = levels[:common]
+        levels = _whole_in(group)
         for r in group if len(group) > 1 or not levels else ():
             if len(levels) < len(path_of(r.at)) or r.pending_until is not None:
                 loose[r.key] = len(levels)
         if not levels:
             continue
-        parts: list[tuple[str, str, Exact, Exact]] = []  # (person, label, num, den)
-        if kpi == SHIPPED_CUSTOMERS:
-            parts.append(("", first.entity, 0, 1))
-        elif kpi == COSTS:
-            parts.append(("", first.label, exact(first.num), 0))
-        elif len(group) == 1:
-            num, den = exact(first.num), exact(first.den)
-            parts.append(("", "", num, den))
-            if first.person:
-                parts.append((first.person, "", num, den))
-        else:
-            for (_, person, _, _), t in per_entity(group, by_person=False).items():
-                parts.append((person, "", exact(t.num), exact(t.den)))
-            personal = [r for r in group if r.person]
-            for (_, person, _, _), t in per_entity(personal, by_person=True).items():
-                parts.append((person, "", exact(t.num), exact(t.den)))
         for bucket in levels:
-            for person, label, num, den in parts:
+            for person, label, num, den in _parts(kpi, group):
                 key = (bucket, person, kpi, department, label)
                 s = sums.get(key)
                 if s is None:
@@ -221,6 +194,44 @@ def contribution(rows: list[Row]) -> tuple[dict[SumKey, Sum], dict[str, int]]:
                     s[1] += den
                     s[2] += 1
     return {k: (v[0], v[1], v[2]) for k, v in sums.items()}, loose
+
+
+def _whole_in(group: list[Row]) -> tuple[str, ...]:
+    """The buckets that hold every row of an entity (none if one of them is pending)."""
+    first = group[0]
+    if first.pending_until is not None:
+        return ()
+    levels = path_of(first.at)
+    for r in group[1:]:
+        path = path_of(r.at) if r.pending_until is None else ()
+        if path != levels:
+            common = 0
+            while common < min(len(path), len(levels)) and path[common] == levels[common]:
+                common += 1
+            levels = levels[:common]
+    return levels
+
+
+def _parts(kpi: str, group: list[Row]) -> list[tuple[str, str, Exact, Exact]]:
+    """What an entity's rows add to each of its buckets: (person, label, num, den)."""
+    first = group[0]
+    if kpi == SHIPPED_CUSTOMERS:
+        return [("", first.entity, 0, 1)]
+    if kpi == COSTS:
+        return [("", first.label, exact(first.num), 0)]
+    if len(group) == 1:
+        num, den = exact(first.num), exact(first.den)
+        return [("", "", num, den)] + ([(first.person, "", num, den)] if first.person else [])
+    parts: list[tuple[str, str, Exact, Exact]] = [
+        (person, "", exact(t.num), exact(t.den))
+        for (_, person, _, _), t in per_entity(group, by_person=False).items()
+    ]
+    personal = [r for r in group if r.person]
+    parts += [
+        (person, "", exact(t.num), exact(t.den))
+        for (_, person, _, _), t in per_entity(personal, by_person=True).items()
+    ]
+    return parts
 
 
 def changes(into: dict[SumKey, list[Any]], old: dict[SumKey, Sum], new: dict[SumKey, Sum]) -> None:

@@ -64,6 +64,26 @@ LINK_COLUMNS = [("batch_id", "text"), ("complaint_id", "text")]
 SUM_KEY_NAMES = ("bucket", "person", "kpi", "department", "label")
 
 
+class _Streams:
+    """The streams a page reads, each once, cut at the page's last position."""
+
+    def __init__(self, ledger: Ledger, last: int) -> None:
+        self.ledger = ledger
+        self.last = last
+        self.loaded: dict[Unit, list[Fact]] = {}
+
+    def preload(self, units: Iterable[Unit]) -> None:
+        """Read the streams of `units` not read yet, all in one query."""
+        missing = list(dict.fromkeys(u for u in units if u not in self.loaded))
+        if missing:
+            for unit, rows in self.ledger.streams_rows(missing).items():
+                self.loaded[unit] = [Fact.from_row(r) for r in rows if r.position <= self.last]
+
+    def __call__(self, unit: Unit) -> list[Fact]:
+        self.preload([unit])
+        return self.loaded[unit]
+
+
 class KpiBoard:
     """Projector of `rm_kpi_rows` (and `rm_kpi_links`, which complaints name which batch)."""
 
@@ -93,22 +113,27 @@ class KpiBoard:
         """Everything a page needs from the ledger: the policies, the trusted sources, the
         events of the streams it touches and of the complaints that name a touched batch."""
         policies = self._policy_facts(facts[0].position - 1)
-        last = facts[-1].position
-        loaded: dict[Unit, list[Fact]] = {}
+        stream = _Streams(self.ledger, facts[-1].position)
+        stream.preload(f.stream for f in facts)
+        touched, links = self._touched(facts, policies, stream)
+        naming = self._links([u[1] for u in touched if u[0] == "batch"]) | links
+        stream.preload(
+            [*touched, *(("complaint", c) for b, c in naming if ("batch", b) in touched)]
+        )
+        contexts: dict[Unit, list[Fact]] = {}
+        for batch_id, complaint_id in sorted(naming):
+            if ("batch", batch_id) in touched:
+                contexts.setdefault(("batch", batch_id), []).extend(
+                    stream(("complaint", complaint_id))
+                )
+        units = {unit: (stream(unit), contexts.get(unit, [])) for unit in touched}
+        return touched, units, sorted(links), list(policies), self.trusted()
 
-        def preload(units: Iterable[Unit]) -> None:
-            """Read the streams of `units` not read yet, all in one query."""
-            missing = list(dict.fromkeys(u for u in units if u not in loaded))
-            if missing:
-                for unit, rows in self.ledger.streams_rows(missing).items():
-                    loaded[unit] = [Fact.from_row(r) for r in rows if r.position <= last]
-
-        def stream(unit: Unit) -> list[Fact]:
-            preload([unit])
-            return loaded[unit]
-
-        preload(f.stream for f in facts)
-
+    def _touched(
+        self, facts: list[Fact], policies: list[Fact], stream: _Streams
+    ) -> tuple[dict[Unit, set[int]], set[tuple[str, str]]]:
+        """The streams whose rows the page's events can change, with those positions, and the
+        (batch, complaint) links its complaints make; the page's policy events join `policies`."""
         touched: dict[Unit, set[int]] = {}
         links: set[tuple[str, str]] = set()
         policy_ids = {f.event_id for f in policies if f.type == "policy.set"}
@@ -128,16 +153,7 @@ class KpiBoard:
                 for batch_id in named_batches(stream(f.stream)):
                     links.add((batch_id, f.stream[1]))
                     touched.setdefault(("batch", batch_id), set()).add(f.position)
-        naming = self._links([u[1] for u in touched if u[0] == "batch"]) | links
-        preload([*touched, *(("complaint", c) for b, c in naming if ("batch", b) in touched)])
-        contexts: dict[Unit, list[Fact]] = {}
-        for batch_id, complaint_id in sorted(naming):
-            if ("batch", batch_id) in touched:
-                contexts.setdefault(("batch", batch_id), []).extend(
-                    stream(("complaint", complaint_id))
-                )
-        units = {unit: (stream(unit), contexts.get(unit, [])) for unit in touched}
-        return touched, units, sorted(links), list(policies), self.trusted()
+        return touched, links
 
     def _links(self, batch_ids: list[str]) -> set[tuple[str, str]]:
         """(batch, complaint) pairs stored for these batches, read before the page's write."""
@@ -242,24 +258,7 @@ class KpiBoard:
         if not changes:
             return
         table = views.table("rm_kpi_sums")
-        totals: dict[SumKey, tuple[Sum, int]] = {}  # the open version: its sum and valid_from
-        pairs = sorted({key[:2] for key in changes})
-        for i in range(0, len(pairs), 250):
-            chunk = pairs[i : i + 250]
-            # A join with the pairs, not `(bucket, person) IN (VALUES …)`: SQLite scans the
-            # whole table for that one.
-            cursor.execute(
-                views.sql(
-                    f"WITH p (bucket, person) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) "
-                    f"SELECT {_sum_columns('s')}, s.valid_from FROM p JOIN {table} s "
-                    "ON s.bucket = p.bucket AND s.person = p.person AND s.valid_to = ?"
-                ),
-                [*(v for pair in chunk for v in pair), OPEN],
-            )
-            for r in cursor.fetchall():
-                key = (r["bucket"], r["person"], r["kpi"], r["department"], r["label"])
-                if key in changes:
-                    totals[key] = (_sum(r), r["valid_from"])
+        totals = _open_sums(views, cursor, table, changes)
         closes: list[list[Any]] = []
         inserts: list[list[Any]] = []
         new_keys: list[SumKey] = []
@@ -280,6 +279,31 @@ class KpiBoard:
         views.insert_many(
             cursor, views.table("rm_kpi_sum_keys"), SUM_KEY[:5], new_keys, conflict="DO NOTHING"
         )
+
+
+def _open_sums(
+    views: Views, cursor: Any, table: str, changes: dict[SumKey, Any]
+) -> dict[SumKey, tuple[Sum, int]]:
+    """The open version of each sum of `changes` that has one: its sum and its valid_from."""
+    totals: dict[SumKey, tuple[Sum, int]] = {}
+    pairs = sorted({key[:2] for key in changes})
+    for i in range(0, len(pairs), 250):
+        chunk = pairs[i : i + 250]
+        # A join with the pairs, not `(bucket, person) IN (VALUES …)`: SQLite scans the
+        # whole table for that one.
+        cursor.execute(
+            views.sql(
+                f"WITH p (bucket, person) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) "
+                f"SELECT {_sum_columns('s')}, s.valid_from FROM p JOIN {table} s "
+                "ON s.bucket = p.bucket AND s.person = p.person AND s.valid_to = ?"
+            ),
+            [*(v for pair in chunk for v in pair), OPEN],
+        )
+        for r in cursor.fetchall():
+            key = (r["bucket"], r["person"], r["kpi"], r["department"], r["label"])
+            if key in changes:
+                totals[key] = (_sum(r), r["valid_from"])
+    return totals
 
 
 def _version(key: str, position: int, prefix: str, row: Row, depth: int | None) -> list[Any]:

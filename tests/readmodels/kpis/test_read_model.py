@@ -61,6 +61,9 @@ KINDS = (
     "answer", "verify_fail", "cost", "target", "relative_target", "revenue", "policy",
     "correct", "catch_up",
 )  # fmt: skip
+BATCH_OPS = frozenset({"inspect", "process", "rework", "ship", "lot_test"})
+CASE_OPS = frozenset({"complaint", "attribute", "notify", "answer", "verify_fail", "correct"})
+PLAN_OPS = frozenset({"cost", "target", "relative_target", "revenue", "policy"})
 
 step = st.tuples(
     st.sampled_from(KINDS),
@@ -136,7 +139,19 @@ class Story:
     def play(self, op: tuple[str, int, int, str, str, bool, int]) -> None:
         kind, n, x, dept, who, flag, day = op
         when = START + timedelta(days=day, hours=x % 24)
-        plan = f"P-{self.tag}"
+        if kind in BATCH_OPS:
+            self._batch_op(kind, n, x, dept, who, flag, when)
+        elif kind in CASE_OPS:
+            self._case_op(kind, n, x, dept, who, flag, when)
+        elif kind in PLAN_OPS:
+            self._plan_op(kind, n, x, dept, who, flag, when)
+        elif kind == "catch_up":
+            self.projections.kpis.catch_up()
+
+    def _batch_op(
+        self, kind: str, n: int, x: int, dept: str, who: str, flag: bool, when: datetime
+    ) -> None:
+        """Events of batches and material lots."""
         if kind == "inspect":
             stage = ("in_process", "final", "outgoing")[x % 3]
             defects = x % 5 if not flag else 0
@@ -164,7 +179,12 @@ class Story:
                 self.send("inspection.recorded", lot,
                           {"stage": "incoming", "sample_size": 5, "defects": 0 if flag else 2,
                            "result": "pass" if flag else "fail"}, when)  # fmt: skip
-        elif kind == "complaint":
+
+    def _case_op(
+        self, kind: str, n: int, x: int, dept: str, who: str, flag: bool, when: datetime
+    ) -> None:
+        """Complaints, attributions, notifications, their answers and corrections."""
+        if kind == "complaint":
             self.complaint(n, when)
         elif kind == "attribute":
             stream = self.complaint(n, when) if x % 2 else self.batch(n, when)
@@ -186,7 +206,19 @@ class Story:
                 event_type, data = "verification.recorded", {"result": "fail"}
             self.send(event_type, stream, data, when, trusted=flag,
                       department=asked["to_department"])  # fmt: skip
-        elif kind == "cost":
+        elif kind == "correct" and self.sent:
+            event_id, stream_id, data = self.sent[x % len(self.sent)]
+            fixed = _corrected(data, flag, dept)
+            if fixed is not None:
+                correction = {"corrects_event_id": event_id, "reason": "r", "data": fixed}
+                self.send("event.corrected", stream_id, correction, when)
+
+    def _plan_op(
+        self, kind: str, n: int, x: int, dept: str, who: str, flag: bool, when: datetime
+    ) -> None:
+        """Costs, targets, revenue and the policy, on the plan stream."""
+        plan = f"P-{self.tag}"
+        if kind == "cost":
             stream = self.complaint(n, when) if flag else plan
             self.send("quality_cost.recorded", stream,
                       {"amount": f"{x}.{n}5", "currency": "CNY",
@@ -216,14 +248,6 @@ class Story:
             self.send("policy.set", plan,
                       {"sla": {"windows_hours": {ACTIONS[x % 4]: n + 1},
                                "breach_penalty_points": x % 4}}, when)  # fmt: skip
-        elif kind == "correct" and self.sent:
-            event_id, stream_id, data = self.sent[x % len(self.sent)]
-            fixed = _corrected(data, flag, dept)
-            if fixed is not None:
-                correction = {"corrects_event_id": event_id, "reason": "r", "data": fixed}
-                self.send("event.corrected", stream_id, correction, when)
-        elif kind == "catch_up":
-            self.projections.kpis.catch_up()
 
 
 def _corrected(data: dict[str, Any], flag: bool, dept: str) -> dict[str, Any] | None:
