@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.reads_only:
             appended = ledger.last_position()
             middle = ledger.feed(appended // 2, 1)[0].recorded_at
-            timed(KpiReads(Projections(ledger), ZoneInfo(args.timezone), CLOCK), args, middle, "")
+            timed(
+                KpiReads(Projections(ledger).kpis, ZoneInfo(args.timezone), CLOCK), args, middle, ""
+            )
             return 0
         started = time.perf_counter()
         appended = fill(ledger, args.events)
@@ -196,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         took = time.perf_counter() - started
         print(f"KPI read model caught up in {took:.1f} s ({appended / took:.0f} events/s)")
         middle = ledger.feed(appended // 2, 1)[0].recorded_at
-        timed(KpiReads(projections, ZoneInfo(args.timezone), CLOCK), args, middle, "")
+        timed(KpiReads(projections.kpis, ZoneInfo(args.timezone), CLOCK), args, middle, "")
         ledger.close()
         # as a server started on this database reads (the catch-up's write-ahead log checkpointed)
         ledger = Ledger(Database.from_url(url), clock=lambda: CLOCK)
-        reads = KpiReads(Projections(ledger), ZoneInfo(args.timezone), CLOCK)
+        reads = KpiReads(Projections(ledger).kpis, ZoneInfo(args.timezone), CLOCK)
         timed(reads, args, middle, ", reopened")
     finally:
         ledger.close()

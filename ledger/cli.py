@@ -250,7 +250,7 @@ def replay_complaint(
         raise typer.Exit(2) from None
     with cli_keys.opened(Settings()) as parts:
         try:
-            chains = Responsibilities(parts.projections, parts.clock())
+            chains = Responsibilities(parts.ledger, parts.clock())
             body = {
                 "timeline": Timelines(parts.ledger).complaint_timeline(complaint_id, cut),
                 "responsibility": chains.complaint_responsibility(complaint_id, cut),

@@ -27,7 +27,7 @@ from ledger.domain.errors import (
     VersionConflictError,
 )
 from ledger.domain.messages import field_of, readable
-from ledger.readmodels.names import UnknownNameError
+from ledger.readmodels.kpis.names import UnknownNameError
 
 log = logging.getLogger("ledger.api")
 

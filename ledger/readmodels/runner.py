@@ -24,6 +24,9 @@ FIRST_PAGE = 100
 # Retry-After of a read model behind: its measured rate, else this one (events/s), at most an hour.
 FALLBACK_RATE = 1000.0
 MAX_RETRY_AFTER = 3600
+# A read counts every append acknowledged before it began, waiting this long at most for its
+# read model to catch up (then 503 with Retry-After).
+READ_YOUR_WRITES_SECONDS = 5.0
 Progress = Callable[[int, int], None]  # (events done, events to do)
 
 
@@ -61,10 +64,18 @@ class ProjectionRunner:
     counting after the read gave up, and says how soon it expects to be done.
     """
 
-    def __init__(self, ledger: Ledger, projector: Projector, views: Views | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        projector: Projector,
+        views: Views | None = None,
+        *,
+        read_wait: float = READ_YOUR_WRITES_SECONDS,
+    ) -> None:
         self.ledger = ledger
         self.projector = projector
         self.views = views or views_of(ledger)
+        self.read_wait = read_wait  # how long `wait_to_read` waits
         self._lock = threading.Lock()  # one catch-up at a time
         self._pages = threading.Condition()  # notified after every page: guards what follows
         self._counted = 0  # the position this process last saw the read model count
@@ -84,6 +95,10 @@ class ProjectionRunner:
         """Apply every event appended before this call; return how many this call applied."""
         with self._lock:
             return self._catch_up(progress)
+
+    def wait_to_read(self, cut: int) -> None:
+        """`wait_for(cut, read_wait)`: what a read of the read model at position `cut` does."""
+        self.wait_for(cut, self.read_wait)
 
     def wait_for(self, cut: int, timeout: float) -> None:
         """Return once the read model counts every event up to position `cut`; after `timeout`

@@ -15,7 +15,7 @@ from ledger.api.routes.timelines import AsOf, StreamIdPath, cut_of
 from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Responsibility, SlaBoard
 from ledger.domain.events import DEPARTMENT_PATTERN
-from ledger.readmodels.names import check_department, plans_at
+from ledger.readmodels.kpis.names import check_department, plans_at
 from ledger.readmodels.responsibility.query import Responsibilities
 from ledger.readmodels.sla.query import SlaReads
 
@@ -36,7 +36,7 @@ def complaint_responsibility(
     as_of: AsOf = None,
 ) -> Response:
     """Attributions, suggested causes, custody per department, holding time and breaches."""
-    chains = Responsibilities(projections, projections.ledger.clock())
+    chains = Responsibilities(projections.ledger, projections.ledger.clock())
     return ORJSON(chains.complaint_responsibility(complaint_id, cut_of(as_of)))
 
 
@@ -51,7 +51,7 @@ def sla_board(
     as_of: AsOf = None,
 ) -> Response:
     """Every notification's deadline and its state: open, breached, met or met_late."""
-    sla = SlaReads(projections, projections.ledger.clock())
+    sla = SlaReads(projections.board, projections.ledger.clock())
     body = sla.sla_board(state, department, cut_of(as_of))
     if department is not None and not body["items"]:
         cut = body["position"]

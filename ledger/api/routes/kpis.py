@@ -112,7 +112,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 def read_kpis(request: Request, projections: ProjectionsDep) -> KpiReads:
     tz = ZoneInfo(request.app.state.settings.timezone)
-    return KpiReads(projections, tz, projections.ledger.clock())
+    return KpiReads(projections.kpis, tz, projections.ledger.clock())
 
 
 KpiReadsDep = Annotated[KpiReads, Depends(read_kpis)]

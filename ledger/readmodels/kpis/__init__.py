@@ -1,1 +1,1 @@
-"""The KPIs: evolve (rows, pure), sums and report (pure), view (stored, versioned) and query."""
+"""The KPIs: evolve (rows, pure), sums and report (pure), view (stored), names and query."""

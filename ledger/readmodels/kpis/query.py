@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from ledger.readmodels.casefile import facts_of_streams_with
 from ledger.readmodels.facts import Fact
+from ledger.readmodels.kpis.names import PLAN_TYPES, check_department, check_person
 from ledger.readmodels.kpis.report import (
     ENTERPRISE_KPIS,
     ENTERPRISE_NAME,
@@ -17,24 +18,23 @@ from ledger.readmodels.kpis.report import (
     person_body,
 )
 from ledger.readmodels.kpis.view import stored_loader
-from ledger.readmodels.names import PLAN_TYPES, check_department, check_person
-from ledger.readmodels.projections import Projections
+from ledger.readmodels.runner import ProjectionRunner
 
 
 class KpiReads:
     """KPIs of a period from the stored rows; every read is cut at `as_of` (recorded time)."""
 
-    def __init__(self, projections: Projections, tz: ZoneInfo, now: datetime) -> None:
-        self.projections = projections
-        self.ledger = projections.ledger
+    def __init__(self, kpis: ProjectionRunner, tz: ZoneInfo, now: datetime) -> None:
+        self.kpis = kpis
+        self.ledger = kpis.ledger
         self.tz = tz
         self.now = now
 
     def _report(self, as_of: datetime | None, person: str | None) -> tuple[Report, int]:
         cut = self.ledger.position_at(as_of)
-        self.projections.wait_for(self.projections.kpis, cut)  # read-your-writes
+        self.kpis.wait_to_read(cut)  # read-your-writes
         plans = facts_of_streams_with(self.ledger, PLAN_TYPES, cut)
-        load = stored_loader(self.projections.views, cut, self.tz, person, latest=as_of is None)
+        load = stored_loader(self.kpis.views, cut, self.tz, person, latest=as_of is None)
         return Report(load, plans, as_of or self.now, person=person), cut
 
     def departments(
@@ -92,7 +92,7 @@ class KpiReads:
 
     def _check(self, report: Report, cut: int, department: str | None, person: str | None) -> None:
         """404 for a department or person the events counted by `cut` never named."""
-        views = self.projections.views
+        views = self.kpis.views
         if department is not None and department != ENTERPRISE_NAME:
             check_department(views, department, cut, lambda: report.plans)
         if person is not None:

@@ -12,38 +12,40 @@ import orjson
 from ledger.domain.time import format_time
 from ledger.readmodels.casefile import CaseFiles, policy_facts
 from ledger.readmodels.facts import sealed
-from ledger.readmodels.projections import Projections, trusted_sources
+from ledger.readmodels.runner import ProjectionRunner
 from ledger.readmodels.sla.evolve import PolicyHistory, settle, sla_items
+from ledger.readmodels.trusted import trusted_sources
 from ledger.readmodels.views import Views
 
 
-class SlaReads(CaseFiles):
-    """SLA items settled at `now` (or at the `as_of` of an as-of read)."""
+def stream_items(
+    cases: CaseFiles, streams: list[tuple[str, str]], cut: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Items of a few streams, computed from their events (the function the board stores)."""
+    policies = PolicyHistory(policy_facts(cases.ledger, cut))
+    trusted = trusted_sources(cases.ledger)
+    return [
+        settle(item, now)
+        for key in streams
+        for item in sla_items(cases.facts(*key, cut), policies, trusted)
+    ]
 
-    def __init__(self, projections: Projections, now: datetime) -> None:
-        super().__init__(projections.ledger)
-        self.projections = projections
+
+class SlaReads:
+    """The SLA board from its stored read model, settled at `now` (or at an as-of read's time)."""
+
+    def __init__(self, board: ProjectionRunner, now: datetime) -> None:
+        self.board = board
+        self.ledger = board.ledger
         self.now = now
-
-    def items(
-        self, streams: list[tuple[str, str]], cut: int, now: datetime
-    ) -> list[dict[str, Any]]:
-        """Items of a few streams, computed from their events (the same pure function)."""
-        policies = PolicyHistory(policy_facts(self.ledger, cut))
-        trusted = trusted_sources(self.ledger)
-        return [
-            settle(item, now)
-            for key in streams
-            for item in sla_items(self.facts(*key, cut), policies, trusted)
-        ]
 
     def sla_board(
         self, state: str | None, department: str | None, as_of: datetime | None
     ) -> dict[str, Any]:
         cut = self.ledger.position_at(as_of)
-        self.projections.wait_for(self.projections.board, cut)
+        self.board.wait_to_read(cut)
         now = as_of or self.now
-        items = board_items(self.projections.views, cut, now, department, state)
+        items = board_items(self.board.views, cut, now, department, state)
         return sealed({"items": items, "position": cut})
 
 

@@ -37,7 +37,8 @@ from ledger.readmodels.kpis.report import (
 )
 from ledger.readmodels.kpis.sums import contribution
 from ledger.readmodels.kpis.view import COLUMNS, OPEN, SUM_COLUMNS, stored_loader, to_row
-from ledger.readmodels.projections import Projections, trusted_sources
+from ledger.readmodels.projections import Projections
+from ledger.readmodels.trusted import trusted_sources
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -20,9 +20,10 @@ from ledger.application import Ledger
 from ledger.domain.errors import ConflictError
 from ledger.domain.events import ENVELOPE_MODELS
 from ledger.readmodels.facts import Fact, sealed
-from ledger.readmodels.projections import Projections, trusted_sources
+from ledger.readmodels.projections import Projections
 from ledger.readmodels.sla.evolve import PolicyHistory, settle, sla_items
 from ledger.readmodels.sla.query import SlaReads
+from ledger.readmodels.trusted import trusted_sources
 from ledger.watcher import tick
 
 # Far enough before the ledger clock (the real time) that the longest history drawn
@@ -177,7 +178,7 @@ def test_incremental_equals_rebuild_equals_the_pure_function(
         if i % chunk == 0:
             projections.board.catch_up()  # incremental, page by page as events arrive
     now = START + timedelta(days=100)
-    disputes = SlaReads(projections, now)
+    disputes = SlaReads(projections.board, now)
     live = disputes.sla_board(None, None, as_of=None)
     cut = ledger.last_position()
     assert live == pure_board(ledger, cut, now)
@@ -196,7 +197,7 @@ def test_as_of_equals_the_history_cut_and_never_changes_later(
     story.open()
     for op in first:
         story.play(op)
-    disputes = SlaReads(projections, START)
+    disputes = SlaReads(projections.board, START)
     rows = ledger.feed(max(0, ledger.last_position() - 12), 1000)
     seen: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []
