@@ -10,7 +10,7 @@ Which parts of `eventsourcing.tests.persistence` apply:
   which the read models' positions are written to.
 - Not `AggregateRecorderTestCase` nor `ProcessRecorderTestCase`: the ledger has neither kind
   of recorder (its read models write their rows and their tracking in one transaction of their
-  own, `ledger/storage/views.py`).
+  own, `ledger/readmodels/views.py`).
 """
 
 from __future__ import annotations
