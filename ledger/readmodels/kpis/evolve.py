@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -83,7 +84,7 @@ def stream_rows(
     if stream_type in ("batch", "complaint"):
         rows += _sla_rows(ordered, policies, trusted, complaint=stream_type == "complaint")
         rows += _rectification_rows(ordered, data, policies, trusted)
-    rows += _cost_rows(ordered, data)
+    rows += cost_rows(ordered, data)
     if stream_type == "complaint":
         rows += _complaint_rows(ordered, data, stream_id)
     elif stream_type == "batch":
@@ -91,11 +92,11 @@ def stream_rows(
         if registered is not None:
             kind = data[registered.event_id]["kind"]
             if kind == "material":
-                rows += _lot_rows(ordered, data, stream_id, registered)
+                rows += lot_rows(ordered, data, stream_id, str(registered.record["actor"]["id"]))
             else:
                 rows += _production_rows(ordered, data, stream_id, registered, context)
     fixes = corrections([*ordered, *context])
-    return [_with_corrections(r, fixes) for r in rows] if fixes else rows
+    return [with_corrections(r, fixes) for r in rows] if fixes else rows
 
 
 def corrections(facts: list[Fact]) -> dict[str, tuple[str, ...]]:
@@ -108,7 +109,7 @@ def corrections(facts: list[Fact]) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def _with_corrections(row: Row, fixes: dict[str, tuple[str, ...]]) -> Row:
+def with_corrections(row: Row, fixes: dict[str, tuple[str, ...]]) -> Row:
     """`row` resting also on the corrections of the events it rests on."""
 
     def refs(ids: tuple[str, ...]) -> tuple[str, ...]:
@@ -177,7 +178,7 @@ def _rectification_rows(
                   refs if on_time and verified else (), refs)  # fmt: skip
 
 
-def _cost_rows(ordered: list[Fact], data: dict[str, dict[str, Any]]) -> Iterable[Row]:
+def cost_rows(ordered: list[Fact], data: dict[str, dict[str, Any]]) -> Iterable[Row]:
     for f in ordered:
         if f.type == "quality_cost.recorded":
             d = data[f.event_id]
@@ -196,10 +197,9 @@ def _complaint_rows(
                       "", (f.event_id,), ())  # fmt: skip
 
 
-def _lot_rows(
-    ordered: list[Fact], data: dict[str, dict[str, Any]], lot_id: str, registered: Fact
+def lot_rows(
+    ordered: list[Fact], data: dict[str, dict[str, Any]], lot_id: str, buyer: str
 ) -> Iterable[Row]:
-    buyer = str(registered.record["actor"]["id"])
     for f in ordered:
         d = data[f.event_id]
         if f.type == "material.tested" or (
@@ -218,14 +218,7 @@ def _production_rows(
     registered: Fact,
     context: list[Fact],
 ) -> Iterable[Row]:
-    complaints = _naming_complaints(context, batch_id)
-    attribution = _latest_attribution(ordered, data, complaints)
-    left_out = attribution is not None and (
-        not attribution[1]["controllable"] or attribution[1]["responsible_department"] != PRODUCTION
-    )
-    filings = [
-        (f.occurred_at, f.event_id) for c in complaints for f in c if f.type == "complaint.filed"
-    ]
+    left_out, filings = batch_context(ordered, data, batch_id, context)
     reworks = [f for f in ordered if f.type == "rework.recorded"]
     units = sum((number(data[f.event_id]["units"]) for f in reworks), ZERO)
     quantity = number(data[registered.event_id]["quantity"])
@@ -234,33 +227,59 @@ def _production_rows(
               tuple(f.event_id for f in reworks),
               (registered.event_id, *(f.event_id for f in reworks)))  # fmt: skip
     for f in ordered:
-        d = data[f.event_id]
-        at = format_time(f.occurred_at)
-        eid = f.event_id
-        if f.type == "inspection.recorded" and d["stage"] in ("in_process", "final"):
-            defects, sample = number(d["defects"]), number(d["sample_size"])
-            num_refs = (eid,) if defects else ()
-            yield Row(f"defect_rate|{eid}", "defect_rate", PRODUCTION, "", eid, at, defects,
-                      sample, None, "", num_refs, (eid,))  # fmt: skip
-            if not left_out:
-                yield Row(f"defect_rate_adjusted|{eid}", "defect_rate_adjusted", PRODUCTION, "",
-                          eid, at, defects, sample, None, "", num_refs, (eid,))  # fmt: skip
-            if d["stage"] == "final" and d["result"] == "pass":
-                later = tuple(c for when, c in filings if when > f.occurred_at)
-                yield Row(f"inspection_miss_rate|{eid}", "inspection_miss_rate", QUALITY,
-                          str(f.record["actor"]["id"]), batch_id, at, ONE if later else ZERO, ONE,
-                          None, "", (eid, *later) if later else (), (eid,))  # fmt: skip
-        elif f.type == "process.recorded":
-            ok = bool(d["within_spec"])
-            yield Row(f"process_compliance_rate|{eid}", "process_compliance_rate", PRODUCTION,
-                      str(d["operator_id"]), eid, at, ONE if ok else ZERO, ONE, None, "",
-                      (eid,) if ok else (), (eid,))  # fmt: skip
-        elif f.type == "shipment.recorded":
-            yield Row(f"complaint_rate|{eid}", "complaint_rate", SALES, "", f"batch:{batch_id}",
-                      at, ZERO, ONE, None, "", (), (eid,))  # fmt: skip
-            customer = str(d["customer"])
-            yield Row(f"{SHIPPED_CUSTOMERS}|{eid}", SHIPPED_CUSTOMERS, SALES, "", customer, at,
-                      ZERO, ONE, None, customer, (), (eid,))  # fmt: skip
+        yield from production_event_rows(f, data[f.event_id], batch_id, left_out, filings)
+
+
+def batch_context(
+    ordered: list[Fact], data: dict[str, dict[str, Any]], batch_id: str, context: list[Fact]
+) -> tuple[bool, list[tuple[datetime, str]]]:
+    """Whether a production batch's latest attribution leaves it out of defect_rate_adjusted,
+    and the (occurred_at, event id) of the filings of the complaints that name it."""
+    complaints = _naming_complaints(context, batch_id)
+    attribution = _latest_attribution(ordered, data, complaints)
+    left_out = attribution is not None and (
+        not attribution[1]["controllable"] or attribution[1]["responsible_department"] != PRODUCTION
+    )
+    filings = [
+        (f.occurred_at, f.event_id) for c in complaints for f in c if f.type == "complaint.filed"
+    ]
+    return left_out, filings
+
+
+def production_event_rows(
+    f: Fact,
+    d: dict[str, Any],
+    batch_id: str,
+    left_out: bool,
+    filings: list[tuple[datetime, str]],
+) -> Iterable[Row]:
+    """The rows of one event of a production batch with data `d` (not its rework_rate row)."""
+    at = format_time(f.occurred_at)
+    eid = f.event_id
+    if f.type == "inspection.recorded" and d["stage"] in ("in_process", "final"):
+        defects, sample = number(d["defects"]), number(d["sample_size"])
+        num_refs = (eid,) if defects else ()
+        yield Row(f"defect_rate|{eid}", "defect_rate", PRODUCTION, "", eid, at, defects,
+                  sample, None, "", num_refs, (eid,))  # fmt: skip
+        if not left_out:
+            yield Row(f"defect_rate_adjusted|{eid}", "defect_rate_adjusted", PRODUCTION, "",
+                      eid, at, defects, sample, None, "", num_refs, (eid,))  # fmt: skip
+        if d["stage"] == "final" and d["result"] == "pass":
+            later = tuple(c for when, c in filings if when > f.occurred_at)
+            yield Row(f"inspection_miss_rate|{eid}", "inspection_miss_rate", QUALITY,
+                      str(f.record["actor"]["id"]), batch_id, at, ONE if later else ZERO, ONE,
+                      None, "", (eid, *later) if later else (), (eid,))  # fmt: skip
+    elif f.type == "process.recorded":
+        ok = bool(d["within_spec"])
+        yield Row(f"process_compliance_rate|{eid}", "process_compliance_rate", PRODUCTION,
+                  str(d["operator_id"]), eid, at, ONE if ok else ZERO, ONE, None, "",
+                  (eid,) if ok else (), (eid,))  # fmt: skip
+    elif f.type == "shipment.recorded":
+        yield Row(f"complaint_rate|{eid}", "complaint_rate", SALES, "", f"batch:{batch_id}",
+                  at, ZERO, ONE, None, "", (), (eid,))  # fmt: skip
+        customer = str(d["customer"])
+        yield Row(f"{SHIPPED_CUSTOMERS}|{eid}", SHIPPED_CUSTOMERS, SALES, "", customer, at,
+                  ZERO, ONE, None, customer, (), (eid,))  # fmt: skip
 
 
 def _naming_complaints(context: list[Fact], batch_id: str) -> list[list[Fact]]:

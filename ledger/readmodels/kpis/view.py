@@ -1,12 +1,16 @@
 """The KPI read model: every row of `evolve` and the sums of `sums`, versioned by position.
 
-For each event the projector recomputes the rows of the streams it can change (its own; for a
-complaint's filing, attribution or correction, also the batches the complaint names) with the
-same pure function the straightforward recomputation uses, and stores what changed as a new
-version valid from the event's position. It also adds what the stream's rows now contribute to
-the time buckets' sums (`sums.contribution`), less what they contributed before, and stores
-each changed sum as a new version valid from that position (a version counts for cuts in
-[valid_from, valid_to); an open one's valid_to is OPEN).
+For each event the projector finds the streams whose rows it can change (its own; for a
+complaint's filing, attribution or correction, also the batches the complaint names) and folds
+each forward from the small state stored for it in `rm_kpi_state` (`fold`): most events add
+their own rows, or change one (a rework, the batch's rework_rate), reading nothing of the
+stream. The few whose rows take the whole stream (`fold.NEEDS_STREAM`, a batch named by a
+complaint event, a stream without a state yet) have it read and recomputed with the same pure
+function the straightforward recomputation uses. What changed is stored as a new version valid
+from the event's position, and what the changed rows' entities contribute to the time buckets'
+sums (`sums.contribution`), less what they contributed before, as a new version of each
+changed sum (a version counts for cuts in [valid_from, valid_to); an open one's valid_to is
+OPEN). A rebuild replays the feed through the same steps.
 
 A read selects the sum versions counted at its cut in the buckets that tile the period, and the
 loose rows in each tile whose entity no chosen tile holds whole (`sums`); when no tiling
@@ -17,6 +21,7 @@ instead. `report.Report` does the rest; `explain` still reads every row of the K
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +31,17 @@ from ledger.application import Ledger
 from ledger.readmodels.casefile import policy_facts
 from ledger.readmodels.facts import Fact
 from ledger.readmodels.kpis.evolve import LINKING_TYPES, Row, named_batches, stream_rows
+from ledger.readmodels.kpis.fold import (
+    GROUPED,
+    NEEDS_STREAM,
+    Folded,
+    GroupKey,
+    depth_in,
+    derive,
+    fold,
+    group_key,
+    group_sums,
+)
 from ledger.readmodels.kpis.report import Loader, Parts, Period, Sums
 from ledger.readmodels.kpis.sums import (
     NEVER_LOOSE,
@@ -41,6 +57,7 @@ from ledger.readmodels.sla.evolve import PolicyHistory
 from ledger.readmodels.views import Versions, Views
 
 Unit = tuple[str, str]
+_Held = tuple[Row, int | None]  # a row in force and its depth if loose
 
 COLUMNS = "kpi, department, person, entity, at, num, den, pending_until, label, refs, row_key"
 # what figures need of a row (not its events: only `explain` shows them)
@@ -61,6 +78,7 @@ SUM_KEY = [
 SUM_INSERT = [*SUM_KEY, ("valid_to", "bigint"), ("num", "text"), ("den", "text"),
               ("entities", "bigint")]  # fmt: skip
 LINK_COLUMNS = [("batch_id", "text"), ("complaint_id", "text")]
+STATE_COLUMNS = [("unit", "text"), ("state", "text"), ("position", "bigint")]
 SUM_KEY_NAMES = ("bucket", "person", "kpi", "department", "label")
 
 
@@ -84,8 +102,29 @@ class _Streams:
         return self.loaded[unit]
 
 
+@dataclass
+class _Page:
+    """What `gather` read for a page: the streams it touches (with those positions), the
+    folded state of each, the whole events of those it must recompute (with the complaints that
+    name them), the links its complaints make, the policies and the trusted sources."""
+
+    touched: dict[Unit, set[int]]
+    states: dict[str, Folded]
+    whole: dict[Unit, tuple[list[Fact], list[Fact]]]
+    links: list[tuple[str, str]]
+    policies: list[Fact]
+    trusted: frozenset[str]
+
+
 class KpiBoard:
-    """Projector of `rm_kpi_rows` (and `rm_kpi_links`, which complaints name which batch)."""
+    """Projector of `rm_kpi_rows` (and `rm_kpi_links`, which complaints name which batch).
+
+    Each stream's rows are folded forward from a small state kept in `rm_kpi_state`
+    (`fold.fold`): an event's work does not grow with its stream. The few events whose rows
+    need their whole stream (registrations, corrections, attributions, filings, SLA items,
+    rectifications) have it read and recomputed with `stream_rows`, as a rebuild's first event
+    of each stream has.
+    """
 
     name = "kpis"
 
@@ -101,33 +140,40 @@ class KpiBoard:
     def reset(self, views: Views, cursor: Any) -> None:
         cursor.execute(views.sql("DELETE FROM {rm_kpi_rows}"))
         cursor.execute(views.sql("DELETE FROM {rm_kpi_links}"))
-        cursor.execute(views.sql(f"DELETE FROM {views.table('rm_kpi_sums')}"))
-        cursor.execute(views.sql(f"DELETE FROM {views.table('rm_kpi_sum_keys')}"))
+        for table in ("rm_kpi_sums", "rm_kpi_sum_keys", "rm_kpi_state"):
+            cursor.execute(views.sql(f"DELETE FROM {views.table(table)}"))
 
     def _policy_facts(self, upto: int) -> list[Fact]:
         if self._policies is None:
             self._policies = policy_facts(self.ledger, upto)
         return self._policies
 
-    def gather(self, facts: list[Fact]) -> Any:
+    def gather(self, facts: list[Fact]) -> _Page:
         """Everything a page needs from the ledger: the policies, the trusted sources, the
-        events of the streams it touches and of the complaints that name a touched batch."""
+        folded states of the streams it touches, and the whole events of those it recomputes
+        and of the complaints that name a recomputed batch."""
         policies = self._policy_facts(facts[0].position - 1)
         stream = _Streams(self.ledger, facts[-1].position)
-        stream.preload(f.stream for f in facts)
         touched, links = self._touched(facts, policies, stream)
-        naming = self._links([u[1] for u in touched if u[0] == "batch"]) | links
-        stream.preload(
-            [*touched, *(("complaint", c) for b, c in naming if ("batch", b) in touched)]
-        )
+        states = self._states([_prefix(u) for u in touched])
+        by_position = {f.position: f for f in facts}
+        whole = [
+            unit
+            for unit, positions in touched.items()
+            if _prefix(unit) not in states
+            or any(not _foldable(by_position.get(p), unit) for p in positions)
+        ]
+        naming = self._links([u[1] for u in whole if u[0] == "batch"]) | links
+        wanted = set(whole)
+        stream.preload([*whole, *(("complaint", c) for b, c in naming if ("batch", b) in wanted)])
         contexts: dict[Unit, list[Fact]] = {}
         for batch_id, complaint_id in sorted(naming):
-            if ("batch", batch_id) in touched:
+            if ("batch", batch_id) in wanted:
                 contexts.setdefault(("batch", batch_id), []).extend(
                     stream(("complaint", complaint_id))
                 )
-        units = {unit: (stream(unit), contexts.get(unit, [])) for unit in touched}
-        return touched, units, sorted(links), list(policies), self.trusted()
+        loaded = {unit: (stream(unit), contexts.get(unit, [])) for unit in whole}
+        return _Page(touched, states, loaded, sorted(links), list(policies), self.trusted())
 
     def _touched(
         self, facts: list[Fact], policies: list[Fact], stream: _Streams
@@ -137,6 +183,9 @@ class KpiBoard:
         touched: dict[Unit, set[int]] = {}
         links: set[tuple[str, str]] = set()
         policy_ids = {f.event_id for f in policies if f.type == "policy.set"}
+        stream.preload(
+            f.stream for f in facts if f.stream[0] == "complaint" and f.type in LINKING_TYPES
+        )
         for f in facts:
             touched.setdefault(f.stream, set()).add(f.position)
             if f.stream[0] == "plan" and f.type in ("policy.set", "event.corrected"):
@@ -172,30 +221,63 @@ class KpiBoard:
                 found |= {(r["batch_id"], r["complaint_id"]) for r in cursor.fetchall()}
         return found
 
+    def _states(self, prefixes: list[str]) -> dict[str, Folded]:
+        """The folded state of each of these streams that has one."""
+        found: dict[str, Folded] = {}
+        views = self.views
+        table = views.table("rm_kpi_state")
+        for i in range(0, len(prefixes), 500):
+            chunk = prefixes[i : i + 500]
+            with views.transaction(commit=False) as cursor:
+                cursor.execute(
+                    views.sql(
+                        f"SELECT unit, state FROM {table} "
+                        f"WHERE unit IN ({', '.join('?' * len(chunk))})"
+                    ),
+                    chunk,
+                )
+                found |= {r["unit"]: Folded.from_json(r["state"]) for r in cursor.fetchall()}
+        return found
+
     def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None:
-        touched, units, links, policies, trusted = gathered
+        page: _Page = gathered
         views.insert_many(
-            cursor, views.table("rm_kpi_links"), LINK_COLUMNS, links, conflict="DO NOTHING"
+            cursor, views.table("rm_kpi_links"), LINK_COLUMNS, page.links, conflict="DO NOTHING"
         )
-        current = self._current(views, cursor, [f"{u[0]}/{u[1]}" for u in touched])
+        current = self._current(views, cursor, [_prefix(u) for u in page.whole])
+        by_position = {f.position: f for f in facts}
         deltas: dict[int, dict[SumKey, list[Any]]] = {}
         versions = Versions()
-        for unit, positions in touched.items():
-            facts_of, context = units[unit]
-            prefix = f"{unit[0]}/{unit[1]}"
-            self._update(
-                prefix, facts_of, context, positions, policies, trusted, current.get(prefix, {}),
-                deltas, versions,
-            )  # fmt: skip
+        saved: list[list[Any]] = []
+        for unit, positions in page.touched.items():
+            prefix = _prefix(unit)
+            rows = _Rows(views, cursor, prefix, current.get(prefix) if unit in page.whole else None)
+            state = page.states.get(prefix)
+            for position in sorted(positions):
+                fact = by_position.get(position)
+                step = None
+                if state is not None and fact is not None and fact.stream == unit:
+                    step = fold(state, fact, rows.row)
+                if state is not None and step is not None:
+                    _folded(state, step, position, rows, deltas, versions)
+                    state = step[0]
+                else:
+                    state = self._recompute(page, unit, position, rows, deltas, versions)
+            assert state is not None
+            saved.append([prefix, state.to_json(), max(positions)])
         versions.write(views, cursor, views.table("rm_kpi_rows"), ROW_COLUMNS)
         self._add(views, cursor, deltas)
+        views.insert_many(
+            cursor, views.table("rm_kpi_state"), STATE_COLUMNS, saved,
+            conflict="(unit) DO UPDATE SET state = excluded.state, position = excluded.position",
+        )  # fmt: skip
 
     @staticmethod
     def _current(
         views: Views, cursor: Any, prefixes: list[str]
     ) -> dict[str, dict[str, tuple[Row, int | None]]]:
         """The rows in force of each unit, by row key: the row and its depth if loose."""
-        current: dict[str, dict[str, tuple[Row, int | None]]] = {}
+        current: dict[str, dict[str, tuple[Row, int | None]]] = {p: {} for p in prefixes}
         for i in range(0, len(prefixes), 500):
             chunk = prefixes[i : i + 500]
             cursor.execute(
@@ -206,47 +288,39 @@ class KpiBoard:
                 chunk,
             )
             for r in cursor.fetchall():
-                current.setdefault(r["unit"], {})[r["row_key"]] = (
-                    to_row(r),
-                    r["depth"] if r["loose"] else None,
-                )
+                current[r["unit"]][r["row_key"]] = _held(r)
         return current
 
-    def _update(
+    def _recompute(
         self,
-        prefix: str,
-        facts: list[Fact],
-        context: list[Fact],
-        positions: set[int],
-        policies: list[Fact],
-        trusted: frozenset[str],
-        current: dict[str, tuple[Row, int | None]],
+        page: _Page,
+        unit: Unit,
+        position: int,
+        rows: _Rows,
         deltas: dict[int, dict[SumKey, list[Any]]],
         versions: Versions,
-    ) -> None:
-        """Recompute one unit's rows at each of its positions in the page; note the versions
-        that change and the sums' deltas."""
-        sums, _ = contribution([row for row, _ in current.values()])
-        for position in sorted(positions):
-            history = PolicyHistory([f for f in policies if f.position <= position])
-            rows = stream_rows(
-                [f for f in facts if f.position <= position],
-                [f for f in context if f.position <= position],
-                history,
-                trusted,
-            )
-            new_sums, loose = contribution(rows)
-            if new_sums != sums:
-                changes(deltas.setdefault(position, {}), sums, new_sums)
-                sums = new_sums
-            new = {f"{prefix}|{r.key}": (r, loose.get(r.key)) for r in rows}
-            for key, held in current.items():
-                if new.get(key) != held:
-                    versions.close(key, position)
-            for key, (row, depth) in new.items():
-                if current.get(key) != (row, depth):
-                    versions.open(key, _version(key, position, prefix, row, depth))
-            current = new
+    ) -> Folded:
+        """Recompute one unit's rows at `position` from its whole stream; note the versions
+        that change and the sums' deltas; return its state there."""
+        facts, context = page.whole[unit]
+        held = rows.everything()
+        sums, _ = contribution([row for row, _ in held.values()])
+        counted = [f for f in facts if f.position <= position]
+        linked = [f for f in context if f.position <= position]
+        history = PolicyHistory([f for f in page.policies if f.position <= position])
+        found = stream_rows(counted, linked, history, page.trusted)
+        new_sums, loose = contribution(found)
+        if new_sums != sums:
+            changes(deltas.setdefault(position, {}), sums, new_sums)
+        new = {f"{rows.prefix}|{r.key}": (r, loose.get(r.key)) for r in found}
+        for key, was in held.items():
+            if new.get(key) != was:
+                versions.close(key, position)
+        for key, (row, depth) in new.items():
+            if held.get(key) != (row, depth):
+                versions.open(key, _version(key, position, rows.prefix, row, depth))
+        rows.replace(new)
+        return derive(counted, linked, found)
 
     def _add(self, views: Views, cursor: Any, deltas: dict[int, dict[SumKey, list[Any]]]) -> None:
         """Store the page's changes of the sums, one version per position that changed one."""
@@ -279,6 +353,119 @@ class KpiBoard:
         views.insert_many(
             cursor, views.table("rm_kpi_sum_keys"), SUM_KEY[:5], new_keys, conflict="DO NOTHING"
         )
+
+
+class _Rows:
+    """One unit's rows in force as the page goes, by row key (the row and its depth if loose):
+    all of them for a unit recomputed from its stream, else those the page looked up (on the
+    page's cursor) or wrote."""
+
+    def __init__(
+        self, views: Views, cursor: Any, prefix: str, held: dict[str, _Held] | None
+    ) -> None:
+        self.views = views
+        self.cursor = cursor
+        self.prefix = prefix
+        self.whole = held is not None
+        self.held: dict[str, _Held | None] = dict(held or {})
+
+    def row(self, key: str) -> Row | None:
+        """The row of `key` (within the stream) in force, looked up if not seen yet."""
+        full = f"{self.prefix}|{key}"
+        if full not in self.held and not self.whole:
+            self.cursor.execute(
+                self.views.sql(
+                    f"SELECT {COLUMNS}, loose, depth FROM {{rm_kpi_rows}} "
+                    "WHERE row_key = ? AND valid_to IS NULL"
+                ),
+                [full],
+            )
+            found = self.cursor.fetchone()
+            self.held[full] = _held(found) if found is not None else None
+        held = self.held.get(full)
+        return held[0] if held is not None else None
+
+    def seen(self, key: str) -> _Held | None:
+        """The row of `key` as the page knows it: `fold` looks up every row it changes, so a
+        row not seen is a new one."""
+        return self.held.get(key)
+
+    def group(self, key: GroupKey) -> dict[str, _Held]:
+        """The rows in force of one entity."""
+        if not self.whole:
+            self.cursor.execute(
+                self.views.sql(
+                    f"SELECT {COLUMNS}, loose, depth FROM {{rm_kpi_rows}} WHERE unit = ? "
+                    "AND valid_to IS NULL AND kpi = ? AND department = ? AND entity = ?"
+                ),
+                [self.prefix, *key],
+            )
+            for r in self.cursor.fetchall():
+                self.held.setdefault(r["row_key"], _held(r))
+        return {k: v for k, v in self.held.items() if v is not None and group_key(v[0]) == key}
+
+    def everything(self) -> dict[str, _Held]:
+        if not self.whole:
+            raise LookupError(f"{self.prefix} was not read whole")
+        return {k: v for k, v in self.held.items() if v is not None}
+
+    def replace(self, new: dict[str, _Held]) -> None:
+        self.held = dict(new)
+
+    def write(
+        self, versions: Versions, key: str, position: int, row: Row, depth: int | None
+    ) -> None:
+        """`row` (with `depth`) is the version of `key` from `position` on."""
+        if self.held.get(key) is not None:
+            versions.close(key, position)
+        versions.open(key, _version(key, position, self.prefix, row, depth))
+        self.held[key] = (row, depth)
+
+
+def _folded(
+    before: Folded,
+    step: tuple[Folded, list[Row]],
+    position: int,
+    rows: _Rows,
+    deltas: dict[int, dict[SumKey, list[Any]]],
+    versions: Versions,
+) -> None:
+    """Note the versions and the sums' deltas of the rows one event added or changed."""
+    after, changed = step
+    delta = deltas.setdefault(position, {})
+    for row in changed:
+        key = f"{rows.prefix}|{row.key}"
+        was = rows.seen(key)
+        if row.kpi in GROUPED:
+            entity = group_key(row)
+            old, new = before.group(entity), after.group(entity)
+            assert new is not None
+            changes(delta, group_sums(entity, old), group_sums(entity, new))
+            depth = depth_in(new, row)
+            if old is not None and (old.levels != new.levels or old.count == 1):
+                # the entity's buckets narrowed: its other rows' depths may change
+                for other_key, (other, other_depth) in rows.group(entity).items():
+                    if other_key != key and depth_in(new, other) != other_depth:
+                        rows.write(versions, other_key, position, other, depth_in(new, other))
+        else:
+            new_sums, loose = contribution([row])
+            changes(delta, contribution([was[0]])[0] if was is not None else {}, new_sums)
+            depth = loose.get(row.key)
+        if was != (row, depth):
+            rows.write(versions, key, position, row, depth)
+
+
+def _foldable(fact: Fact | None, unit: Unit) -> bool:
+    """Whether `fact` is an event of `unit` whose rows its folded state gives."""
+    return fact is not None and fact.stream == unit and fact.type not in NEEDS_STREAM
+
+
+def _prefix(unit: Unit) -> str:
+    return f"{unit[0]}/{unit[1]}"
+
+
+def _held(r: Any) -> _Held:
+    return to_row(r), r["depth"] if r["loose"] else None
 
 
 def _open_sums(

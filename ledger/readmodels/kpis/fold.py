@@ -1,0 +1,231 @@
+"""A stream's KPI rows folded forward one event at a time: what the live path does instead of
+recomputing the stream.
+
+`Folded` is the little a stream's next rows depend on besides the event itself: how a batch
+counts (production, material lot, or not registered yet), whether its latest attribution leaves
+it out of defect_rate_adjusted, the filings of the complaints that name it, and per entity that
+gathers many rows (a batch's final inspections, a lot's tests, a batch's shipments) what the
+sums need of them. `fold` gives the rows an event adds or changes from that state alone, or None
+when the event needs its whole stream (a registration, a correction, an attribution, a filing,
+SLA items and rectifications); the caller then recomputes the stream with `stream_rows` and
+takes the state again with `derive`. Both end in the same rows, which the tests check against
+`stream_rows` for random histories. Pure: no ledger, no database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from ledger.domain.time import format_time, parse_time
+from ledger.readmodels.facts import Fact, effective_data
+from ledger.readmodels.kpis.evolve import (
+    ALL_OF,
+    Row,
+    batch_context,
+    corrections,
+    cost_rows,
+    lot_rows,
+    number,
+    production_event_rows,
+    with_corrections,
+)
+from ledger.readmodels.kpis.report import fraction
+from ledger.readmodels.kpis.sums import Exact, Sum, SumKey, exact, parse, path_of
+from ledger.readmodels.sla.evolve import FULFILLED_BY
+
+# Events whose rows (or whose effect on other rows) depend on other events of their stream.
+NEEDS_STREAM = frozenset(
+    {
+        "batch.registered", "event.corrected", "cause.attributed", "complaint.filed",
+        "notification.sent", "rectification.planned", "rectification.completed",
+        "verification.recorded", *FULFILLED_BY.values(),
+    }
+)  # fmt: skip
+# KPIs whose entity gathers rows of many events of a stream: `Folded.groups` keeps them.
+GROUPED = frozenset({"inspection_miss_rate", "material_reject_rate", "complaint_rate"})
+GroupKey = tuple[str, str, str]  # (kpi, department, entity)
+
+
+@dataclass(frozen=True)
+class Group:
+    """What an entity's rows add to the sums (`sums.contribution` of them alone): how many,
+    the buckets holding them all, the combined numerator and denominator, per person too."""
+
+    count: int
+    levels: tuple[str, ...]
+    num: Exact
+    den: Exact
+    persons: tuple[tuple[str, Exact, Exact], ...] = ()
+
+
+def grown(group: Group | None, row: Row) -> Group:
+    """`group` with one more row."""
+    path = path_of(row.at) if row.pending_until is None else ()
+    num, den = fraction(row.num), fraction(row.den)
+    persons: tuple[tuple[str, Exact, Exact], ...] = ((row.person, num, den),) if row.person else ()
+    if group is None:
+        return Group(1, path, num, den, persons)
+    common = 0
+    while common < min(len(path), len(group.levels)) and path[common] == group.levels[common]:
+        common += 1
+    pick = min if row.kpi in ALL_OF else max
+    persons = group.persons
+    if row.person:
+        found = [p for p in persons if p[0] == row.person]
+        if found:
+            _, pnum, pden = found[0]
+            mine = (row.person, pick(pnum, num), max(pden, den))
+            persons = tuple(mine if p[0] == row.person else p for p in persons)
+        else:
+            persons = (*persons, (row.person, num, den))
+    return Group(
+        group.count + 1, group.levels[:common], pick(group.num, num), max(group.den, den), persons
+    )
+
+
+def group_sums(key: GroupKey, group: Group | None) -> dict[SumKey, Sum]:
+    """What the entity's rows add to each bucket's sums."""
+    if group is None:
+        return {}
+    kpi, department, _ = key
+    parts = [("", group.num, group.den), *group.persons]
+    return {
+        (bucket, person, kpi, department, ""): (exact(num), exact(den), 1)
+        for bucket in group.levels
+        for person, num, den in parts
+    }
+
+
+def depth_in(group: Group, row: Row) -> int | None:
+    """The depth a row of the entity is stored loose with, or None if it is not loose."""
+    if group.count == 1 and group.levels:
+        return None
+    if len(group.levels) < len(path_of(row.at)) or row.pending_until is not None:
+        return len(group.levels)
+    return None
+
+
+def group_key(row: Row) -> GroupKey:
+    return row.kpi, row.department, row.entity
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What a stream's next rows depend on besides the event itself."""
+
+    kind: str | None = None  # "production" or "material" once a batch is registered
+    buyer: str = ""  # who registered a material lot
+    left_out: bool = False  # the latest attribution leaves the batch out of the adjusted rate
+    filings: tuple[tuple[str, str], ...] = ()  # (occurred_at, event id) of naming filings
+    fixes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the corrections of those filings
+    groups: tuple[tuple[GroupKey, Group], ...] = ()
+
+    def to_json(self) -> str:
+        groups = [
+            [list(k), g.count, list(g.levels), str(g.num), str(g.den),
+             [[p, str(n), str(d)] for p, n, d in g.persons]]
+            for k, g in self.groups
+        ]  # fmt: skip
+        body = [self.kind, self.buyer, self.left_out, self.filings, self.fixes, groups]
+        return orjson.dumps(body).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Folded:
+        kind, buyer, left_out, filings, fixes, groups = orjson.loads(text)
+        return cls(
+            kind,
+            buyer,
+            left_out,
+            tuple((w, c) for w, c in filings),
+            tuple((c, tuple(f)) for c, f in fixes),
+            tuple(
+                (
+                    (k[0], k[1], k[2]),
+                    Group(
+                        count,
+                        tuple(levels),
+                        parse(num),
+                        parse(den),
+                        tuple((p, parse(n), parse(d)) for p, n, d in persons),
+                    ),
+                )
+                for k, count, levels, num, den, persons in groups
+            ),
+        )
+
+    def group(self, key: GroupKey) -> Group | None:
+        return dict(self.groups).get(key)
+
+
+def derive(facts: list[Fact], context: list[Fact], rows: list[Row]) -> Folded:
+    """The state of a stream whose counted events are `facts` (its `context` and rows as
+    `stream_rows` takes and gives them)."""
+    groups: dict[GroupKey, Group] = {}
+    for r in rows:
+        if r.kpi in GROUPED:
+            groups[group_key(r)] = grown(groups.get(group_key(r)), r)
+    state = Folded(groups=tuple(groups.items()))
+    if not facts or facts[0].stream[0] != "batch":
+        return state
+    ordered = sorted(facts, key=lambda f: f.position)
+    data = effective_data(ordered)
+    registered = next((f for f in ordered if f.type == "batch.registered"), None)
+    if registered is None:
+        return state
+    if data[registered.event_id]["kind"] == "material":
+        return replace(state, kind="material", buyer=str(registered.record["actor"]["id"]))
+    left_out, filings = batch_context(ordered, data, ordered[0].stream[1], context)
+    fixes = corrections([*ordered, *context])
+    return replace(
+        state,
+        kind="production",
+        left_out=left_out,
+        filings=tuple((format_time(w), c) for w, c in filings),
+        fixes=tuple((c, fixes[c]) for _, c in filings if c in fixes),
+    )
+
+
+def fold(
+    state: Folded, fact: Fact, current: Callable[[str], Row | None]
+) -> tuple[Folded, list[Row]] | None:
+    """The state after `fact` and the rows it adds or changes, or None if that takes its whole
+    stream. `current(key)` is the stream's row of that key in force before `fact`."""
+    if fact.type in NEEDS_STREAM:
+        return None
+    stream_type, stream_id = fact.stream
+    d = fact.record["data"]
+    rows = list(cost_rows([fact], {fact.event_id: d}))
+    if stream_type == "batch" and state.kind == "material":
+        rows += lot_rows([fact], {fact.event_id: d}, stream_id, state.buyer)
+    elif stream_type == "batch" and state.kind == "production":
+        if fact.type == "rework.recorded":
+            rows.append(_reworked(current(f"rework_rate|{stream_id}"), fact, d))
+        filings = [(parse_time(w), c) for w, c in state.filings]
+        rows += production_event_rows(fact, d, stream_id, state.left_out, filings)
+    if state.fixes:
+        fixes = dict(state.fixes)
+        rows = [with_corrections(r, fixes) for r in rows]
+    grouped = [r for r in rows if r.kpi in GROUPED]
+    if grouped:
+        groups = dict(state.groups)
+        for r in grouped:
+            groups[group_key(r)] = grown(groups.get(group_key(r)), r)
+        state = replace(state, groups=tuple(groups.items()))
+    return state, rows
+
+
+def _reworked(row: Row | None, fact: Fact, d: dict[str, Any]) -> Row:
+    """A production batch's rework_rate row with one more rework."""
+    if row is None:  # a production batch has one from its registration on
+        raise LookupError(f"no rework_rate row of {fact.stream[1]}")
+    eid = fact.event_id
+    return replace(
+        row,
+        num=row.num + number(d["units"]),
+        num_refs=(*row.num_refs, eid),
+        den_refs=(*row.den_refs, eid),
+    )

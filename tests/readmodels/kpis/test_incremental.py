@@ -1,0 +1,80 @@
+"""The KPI read model folds a stream's rows forward: an event's catch-up reads none of its
+stream's earlier events (issue 11, item 1), and the folded rows agree with the recomputation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.readmodels.projections import Projections
+from tests.readmodels.kpis.test_read_model import START, Story, agree
+
+
+def counting_stream_reads(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The streams read from now on, as the projector reads them."""
+    read: list[Any] = []
+    original: Callable[..., Any] = ledger.streams_rows
+
+    def streams_rows(keys: list[tuple[str, str]]) -> Any:
+        read.extend(keys)
+        return original(keys)
+
+    monkeypatch.setattr(ledger, "streams_rows", streams_rows)
+    return read
+
+
+def inspect(story: Story, batch: str, hours: int, stage: str = "final", defects: int = 0) -> None:
+    story.send("inspection.recorded", batch,
+               {"stage": stage, "sample_size": 10, "defects": defects,
+                "result": "fail" if defects else "pass"},
+               START + timedelta(hours=hours), who=f"E{hours % 3 + 1}")  # fmt: skip
+
+
+def test_inspections_reworks_and_shipments_of_a_long_batch_are_counted_without_reading_it(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    batch = story.batch(0, START)
+    complaint = story.complaint(0, START + timedelta(days=3))  # names the batch
+    for hours in range(40):
+        inspect(story, batch, hours, ("in_process", "final")[hours % 2], hours % 3)
+    projections.kpis.catch_up()
+    read = counting_stream_reads(ledger, monkeypatch)
+    for hours in (50, 51, 200):  # before and after the complaint's filing
+        inspect(story, batch, hours)
+    story.send("rework.recorded", batch, {"units": 3, "scrapped": 0}, START + timedelta(hours=60))
+    story.send("shipment.recorded", batch, {"customer": "K1", "quantity": 5, "delivery_id": "d"},
+               START + timedelta(hours=70), department="sales")  # fmt: skip
+    story.send("quality_cost.recorded", complaint,
+               {"amount": "12.50", "currency": "CNY", "category": "internal_failure"},
+               START + timedelta(hours=80))  # fmt: skip
+    projections.kpis.catch_up()
+    assert read == []
+    agree(projections, ledger.last_position())
+
+
+def test_a_correction_reads_its_stream_once_and_the_next_events_fold_again(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    batch = story.batch(0, START)
+    for hours in range(10):
+        inspect(story, batch, hours, "in_process", 1)
+    projections.kpis.catch_up()
+    read = counting_stream_reads(ledger, monkeypatch)
+    event_id, _, data = story.sent[3]
+    story.send("event.corrected", batch,
+               {"corrects_event_id": event_id, "reason": "r", "data": {**data, "defects": 0,
+                "result": "pass"}}, START + timedelta(hours=20))  # fmt: skip
+    projections.kpis.catch_up()
+    assert read == [("batch", batch)]
+    inspect(story, batch, 30, "in_process", 2)
+    projections.kpis.catch_up()
+    assert read == [("batch", batch)]
+    agree(projections, ledger.last_position())
