@@ -24,6 +24,7 @@ from ledger.domain.time import format_time, parse_time
 from ledger.readmodels.facts import Fact, effective_data
 from ledger.readmodels.kpis.evolve import (
     ALL_OF,
+    PRODUCTION,
     Row,
     batch_context,
     corrections,
@@ -48,6 +49,7 @@ NEEDS_STREAM = frozenset(
 # KPIs whose entity gathers rows of many events of a stream: `Folded.groups` keeps them.
 GROUPED = frozenset({"inspection_miss_rate", "material_reject_rate", "complaint_rate"})
 GroupKey = tuple[str, str, str]  # (kpi, department, entity)
+STATE_VERSION = 2  # of what `Folded.to_json` writes; a state of another is taken again
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class Folded:
     left_out: bool = False  # the latest attribution leaves the batch out of the adjusted rate
     filings: tuple[tuple[str, str], ...] = ()  # (occurred_at, event id) of naming filings
     fixes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the corrections of those filings
+    complaints: tuple[str, ...] = ()  # the complaints naming the batch
     groups: tuple[tuple[GroupKey, Group], ...] = ()
 
     def to_json(self) -> str:
@@ -130,19 +133,25 @@ class Folded:
              [[p, str(n), str(d)] for p, n, d in g.persons]]
             for k, g in self.groups
         ]  # fmt: skip
-        body = [self.kind, self.buyer, self.left_out, self.filings, self.fixes, groups]
+        body = [STATE_VERSION, self.kind, self.buyer, self.left_out, self.filings, self.fixes,
+                groups, self.complaints]  # fmt: skip
         return orjson.dumps(body).decode()
 
     @classmethod
-    def from_json(cls, text: str) -> Folded:
-        kind, buyer, left_out, filings, fixes, groups = orjson.loads(text)
+    def from_json(cls, text: str) -> Folded | None:
+        """The state `to_json` wrote, or None if an older version of it wrote another shape."""
+        body = orjson.loads(text)
+        if body[0] != STATE_VERSION:
+            return None
+        _, kind, buyer, left_out, filings, fixes, groups, complaints = body
         return cls(
-            kind,
-            buyer,
-            left_out,
-            tuple((w, c) for w, c in filings),
-            tuple((c, tuple(f)) for c, f in fixes),
-            tuple(
+            kind=kind,
+            buyer=buyer,
+            left_out=left_out,
+            filings=tuple((w, c) for w, c in filings),
+            fixes=tuple((c, tuple(f)) for c, f in fixes),
+            complaints=tuple(complaints),
+            groups=tuple(
                 (
                     (k[0], k[1], k[2]),
                     Group(
@@ -186,17 +195,46 @@ def derive(facts: list[Fact], context: list[Fact], rows: list[Row]) -> Folded:
         left_out=left_out,
         filings=tuple((format_time(w), c) for w, c in filings),
         fixes=tuple((c, fixes[c]) for _, c in filings if c in fixes),
+        complaints=tuple(
+            dict.fromkeys(f.stream[1] for f in context if f.event_id in {c for _, c in filings})
+        ),
     )
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one event does to a stream's rows: the state after it, the rows it adds or
+    changes, and the keys of those it removes."""
+
+    state: Folded
+    rows: list[Row]
+    removed: tuple[str, ...] = ()
+
+
+def foldable(state: Folded | None, fact: Fact | None, unit: tuple[str, str]) -> bool:
+    """Whether `fold` gives what `fact` does to the rows of stream `unit` (which it touches)."""
+    if state is None or fact is None:
+        return False
+    if fact.type == "cause.attributed" and unit[0] == "batch":
+        return fact.stream == unit or fact.stream[0] == "complaint"
+    return fact.stream == unit and fact.type not in NEEDS_STREAM
+
+
 def fold(
-    state: Folded, fact: Fact, current: Callable[[str], Row | None]
-) -> tuple[Folded, list[Row]] | None:
-    """The state after `fact` and the rows it adds or changes, or None if that takes its whole
-    stream. `current(key)` is the stream's row of that key in force before `fact`."""
-    if fact.type in NEEDS_STREAM:
+    state: Folded,
+    fact: Fact,
+    unit: tuple[str, str],
+    current: Callable[[str], Row | None],
+    of_kpi: Callable[[str], list[Row]],
+) -> Step | None:
+    """What `fact` does to the rows of stream `unit`, or None if that takes the whole stream.
+    `current(key)` is the stream's row of that key in force before `fact`, `of_kpi(kpi)` its
+    rows of that KPI."""
+    if not foldable(state, fact, unit):
         return None
-    stream_type, stream_id = fact.stream
+    if fact.type == "cause.attributed":
+        return _attributed(state, fact, unit, of_kpi)
+    stream_type, stream_id = unit
     d = fact.record["data"]
     rows = list(cost_rows([fact], {fact.event_id: d}))
     if stream_type == "batch" and state.kind == "material":
@@ -215,7 +253,29 @@ def fold(
         for r in grouped:
             groups[group_key(r)] = grown(groups.get(group_key(r)), r)
         state = replace(state, groups=tuple(groups.items()))
-    return state, rows
+    return Step(state, rows)
+
+
+def _attributed(
+    state: Folded, fact: Fact, unit: tuple[str, str], of_kpi: Callable[[str], list[Row]]
+) -> Step:
+    """An attribution on a production batch, or on a complaint naming it, is its latest: it
+    puts every inspection of the batch in defect_rate_adjusted or leaves them all out."""
+    named = fact.stream == unit or fact.stream[1] in state.complaints
+    if not named or state.kind != "production":
+        return Step(state, [])
+    d = fact.record["data"]
+    left_out = not d["controllable"] or d["responsible_department"] != PRODUCTION
+    if left_out == state.left_out:
+        return Step(state, [])
+    state = replace(state, left_out=left_out)
+    if left_out:
+        return Step(state, [], tuple(r.key for r in of_kpi("defect_rate_adjusted")))
+    adjusted = [
+        replace(r, key=f"defect_rate_adjusted|{r.key.split('|', 1)[1]}", kpi="defect_rate_adjusted")
+        for r in of_kpi("defect_rate")
+    ]
+    return Step(state, adjusted)
 
 
 def _reworked(row: Row | None, fact: Fact, d: dict[str, Any]) -> Row:

@@ -4,8 +4,9 @@ For each event the projector finds the streams whose rows it can change (its own
 complaint's filing, attribution or correction, also the batches the complaint names) and folds
 each forward from the small state stored for it in `rm_kpi_state` (`fold`): most events add
 their own rows, or change one (a rework, the batch's rework_rate), reading nothing of the
-stream. The few whose rows take the whole stream (`fold.NEEDS_STREAM`, a batch named by a
-complaint event, a stream without a state yet) have it read and recomputed with the same pure
+stream; an attribution flips the batch's defect_rate_adjusted rows, read from the stored rows.
+The few whose rows take the whole stream (`fold.NEEDS_STREAM`, a batch a complaint's filing or
+correction names, a stream without a state yet) have it read and recomputed with the same pure
 function the straightforward recomputation uses. What changed is stored as a new version valid
 from the event's position, and what the changed rows' entities contribute to the time buckets'
 sums (`sums.contribution`), less what they contributed before, as a new version of each
@@ -33,12 +34,13 @@ from ledger.readmodels.facts import Fact
 from ledger.readmodels.kpis.evolve import LINKING_TYPES, Row, named_batches, stream_rows
 from ledger.readmodels.kpis.fold import (
     GROUPED,
-    NEEDS_STREAM,
     Folded,
     GroupKey,
+    Step,
     depth_in,
     derive,
     fold,
+    foldable,
     group_key,
     group_sums,
 )
@@ -160,8 +162,9 @@ class KpiBoard:
         whole = [
             unit
             for unit, positions in touched.items()
-            if _prefix(unit) not in states
-            or any(not _foldable(by_position.get(p), unit) for p in positions)
+            if any(
+                not foldable(states.get(_prefix(unit)), by_position.get(p), unit) for p in positions
+            )
         ]
         naming = self._links([u[1] for u in whole if u[0] == "batch"]) | links
         wanted = set(whole)
@@ -236,7 +239,10 @@ class KpiBoard:
                     ),
                     chunk,
                 )
-                found |= {r["unit"]: Folded.from_json(r["state"]) for r in cursor.fetchall()}
+                for r in cursor.fetchall():
+                    state = Folded.from_json(r["state"])
+                    if state is not None:
+                        found[r["unit"]] = state
         return found
 
     def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None:
@@ -256,11 +262,11 @@ class KpiBoard:
             for position in sorted(positions):
                 fact = by_position.get(position)
                 step = None
-                if state is not None and fact is not None and fact.stream == unit:
-                    step = fold(state, fact, rows.row)
+                if state is not None and fact is not None:
+                    step = fold(state, fact, unit, rows.row, rows.of_kpi)
                 if state is not None and step is not None:
                     _folded(state, step, position, rows, deltas, versions)
-                    state = step[0]
+                    state = step.state
                 else:
                     state = self._recompute(page, unit, position, rows, deltas, versions)
             assert state is not None
@@ -409,6 +415,25 @@ class _Rows:
             raise LookupError(f"{self.prefix} was not read whole")
         return {k: v for k, v in self.held.items() if v is not None}
 
+    def of_kpi(self, kpi: str) -> list[Row]:
+        """The rows in force of one KPI."""
+        if not self.whole:
+            self.cursor.execute(
+                self.views.sql(
+                    f"SELECT {COLUMNS}, loose, depth FROM {{rm_kpi_rows}} WHERE unit = ? "
+                    "AND valid_to IS NULL AND kpi = ?"
+                ),
+                [self.prefix, kpi],
+            )
+            for r in self.cursor.fetchall():
+                self.held.setdefault(r["row_key"], _held(r))
+        return [v[0] for v in self.held.values() if v is not None and v[0].kpi == kpi]
+
+    def remove(self, versions: Versions, key: str, position: int) -> None:
+        """The version of `key` in force ends at `position`."""
+        versions.close(key, position)
+        self.held[key] = None
+
     def replace(self, new: dict[str, _Held]) -> None:
         self.held = dict(new)
 
@@ -424,16 +449,17 @@ class _Rows:
 
 def _folded(
     before: Folded,
-    step: tuple[Folded, list[Row]],
+    step: Step,
     position: int,
     rows: _Rows,
     deltas: dict[int, dict[SumKey, list[Any]]],
     versions: Versions,
 ) -> None:
-    """Note the versions and the sums' deltas of the rows one event added or changed."""
-    after, changed = step
+    """Note the versions and the sums' deltas of the rows one event added, changed or
+    removed."""
+    after = step.state
     delta = deltas.setdefault(position, {})
-    for row in changed:
+    for row in step.rows:
         key = f"{rows.prefix}|{row.key}"
         was = rows.seen(key)
         if row.kpi in GROUPED:
@@ -453,11 +479,12 @@ def _folded(
             depth = loose.get(row.key)
         if was != (row, depth):
             rows.write(versions, key, position, row, depth)
-
-
-def _foldable(fact: Fact | None, unit: Unit) -> bool:
-    """Whether `fact` is an event of `unit` whose rows its folded state gives."""
-    return fact is not None and fact.stream == unit and fact.type not in NEEDS_STREAM
+    for key in step.removed:  # rows of entities of their own (fold removes no others)
+        full = f"{rows.prefix}|{key}"
+        was = rows.seen(full)
+        if was is not None:
+            changes(delta, contribution([was[0]])[0], {})
+            rows.remove(versions, full, position)
 
 
 def _prefix(unit: Unit) -> str:

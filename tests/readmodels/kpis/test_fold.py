@@ -5,6 +5,7 @@ name the batch (filed late, corrected, attributed) and costs, with corrections o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -172,6 +173,10 @@ def touched(fact: Fact, history: History) -> list[tuple[str, str]]:
     return list(dict.fromkeys(units))
 
 
+def of_kpi(held: dict[str, Row]) -> Callable[[str], list[Row]]:
+    return lambda kpi: [r for r in held.values() if r.kpi == kpi]
+
+
 def recomputed(history: History, unit: tuple[str, str]) -> list[Row]:
     return stream_rows(history.of(unit), history.context(unit), NO_POLICIES, frozenset())
 
@@ -209,17 +214,21 @@ def test_folded_rows_equal_the_rows_recomputed_from_every_event_of_the_stream(
         for unit in touched(fact, history):
             held = rows.setdefault(unit, {})
             state = states.get(unit)
-            step = (
-                fold(state, fact, held.get) if state is not None and fact.stream == unit else None
-            )
+            step = None
+            if state is not None:
+                step = fold(state, fact, unit, held.get, of_kpi(held))
             if step is None:
                 found = recomputed(history, unit)
                 rows[unit] = {r.key: r for r in found}
                 state = derive(history.of(unit), history.context(unit), found)
             else:
-                state, changed = step
-                held.update((r.key, r) for r in changed)
-            states[unit] = Folded.from_json(state.to_json())  # as stored between pages
+                state = step.state
+                held.update((r.key, r) for r in step.rows)
+                for key in step.removed:
+                    del held[key]
+            stored = Folded.from_json(state.to_json())  # as stored between pages
+            assert stored == state
+            states[unit] = stored
         for unit, held in rows.items():
             expected = recomputed(history, unit)
             assert sorted(map(repr, held.values())) == sorted(map(repr, expected)), unit
@@ -233,16 +242,18 @@ def test_a_late_complaint_naming_the_batch_turns_its_final_inspections_into_miss
     for hours in (1, 2):
         fact = history.play(("inspect", 1, True, hours, "E2"))
         assert fact is not None
-        step = fold(state, fact, {r.key: r for r in recomputed(history, BATCH)}.get)
+        held = {r.key: r for r in recomputed(history, BATCH)}
+        step = fold(state, fact, BATCH, held.get, of_kpi(held))
         assert step is not None
-        state = step[0]
+        state = step.state
     history.play(("complaint", 0, True, 30, "E3"))
     rows = recomputed(history, BATCH)
     state = derive(history.of(BATCH), history.context(BATCH), rows)
     fact = history.play(("inspect", 1, True, 40, "E2"))  # after the filing: not a miss
     assert fact is not None
-    step = fold(state, fact, {r.key: r for r in rows}.get)
+    held = {r.key: r for r in rows}
+    step = fold(state, fact, BATCH, held.get, of_kpi(held))
     assert step is not None
     misses = [r for r in rows if r.kpi == "inspection_miss_rate"]
     assert [r.num for r in misses] == [1, 1]
-    assert [r.num for r in step[1] if r.kpi == "inspection_miss_rate"] == [0]
+    assert [r.num for r in step.rows if r.kpi == "inspection_miss_rate"] == [0]

@@ -78,3 +78,23 @@ def test_a_correction_reads_its_stream_once_and_the_next_events_fold_again(
     projections.kpis.catch_up()
     assert read == [("batch", batch)]
     agree(projections, ledger.last_position())
+
+
+def test_an_attribution_flips_a_long_batchs_adjusted_rows_without_reading_the_batch(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    batch = story.batch(0, START)
+    complaint = story.complaint(0, START + timedelta(days=3))  # names the batch
+    for hours in range(20):
+        inspect(story, batch, hours, "in_process", hours % 2)
+    projections.kpis.catch_up()
+    read = counting_stream_reads(ledger, monkeypatch)
+    for stream, department in ((complaint, "procurement"), (batch, "production")):
+        story.send("cause.attributed", stream,
+                   {"category": "material", "responsible_department": department,
+                    "controllable": True}, START + timedelta(days=4))  # fmt: skip
+        projections.kpis.catch_up()
+        agree(projections, ledger.last_position())
+    assert ("batch", batch) not in read
