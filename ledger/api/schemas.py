@@ -61,13 +61,31 @@ class TimelineEvent(EventView):
     corrected_by: UUID | None = None
 
 
+class BatchSummary(BaseModel):
+    """A batch or lot of a timeline as its first page sums it up, from the events counted."""
+
+    batch_id: str
+    kind: str | None
+    product: str | None
+    material_lots: list[str]
+    events: int
+    types: dict[str, int]
+    first_occurred_at: str | None
+    last_occurred_at: str | None
+    last_position: int
+
+
 class Timeline(BaseModel):
-    """Events ordered by occurred_at then position; `position` is the last one counted."""
+    """A page of events ordered by occurred_at then position; `position` is the last one counted.
+    The first page holds the complaint's own events and `batches`; `next_cursor` (null on the
+    last page) continues the walk."""
 
     complaint_id: str | None = None
     batch_id: str | None = None
     events: list[TimelineEvent]
+    batches: list[BatchSummary] | None = None
     position: int
+    next_cursor: str | None
     fingerprint: str
 
 
@@ -88,8 +106,11 @@ class SlaItem(BaseModel):
 
 
 class SlaBoard(BaseModel):
+    """A page of items by due time; `next_cursor` (null on the last page) continues the walk."""
+
     items: list[SlaItem]
     position: int
+    next_cursor: str | None
     fingerprint: str
 
 

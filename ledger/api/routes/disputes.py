@@ -11,11 +11,19 @@ from ledger.api.auth import ProjectionReader, SlaReader
 from ledger.api.deps import ProjectionsDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON
-from ledger.api.routes.timelines import AsOf, StreamIdPath, cut_of
+from ledger.api.routes.timelines import (
+    AsOf,
+    Limit,
+    PageCursor,
+    StreamIdPath,
+    cursor_checked,
+    cut_of,
+)
 from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Responsibility, SlaBoard
 from ledger.domain.events import DEPARTMENT_PATTERN
 from ledger.readmodels.kpis.names import check_department, plans_at
+from ledger.readmodels.paging import DEFAULT_LIMIT
 from ledger.readmodels.responsibility.query import Responsibilities
 from ledger.readmodels.sla.query import SlaReads
 
@@ -49,11 +57,15 @@ def sla_board(
     state: SlaState | None = None,
     department: Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN)] = None,
     as_of: AsOf = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: PageCursor = None,
 ) -> Response:
-    """Every notification's deadline and its state: open, breached, met or met_late."""
+    """Every notification's deadline and its state (open, breached, met or met_late), by due
+    time, in pages: `next_cursor` continues the walk at the first page's position."""
     sla = SlaReads(projections.board, projections.ledger.clock())
-    body = sla.sla_board(state, department, cut_of(as_of))
-    if department is not None and not body["items"]:
+    with cursor_checked():
+        body = sla.sla_board(state, department, cut_of(as_of), limit=limit, cursor=cursor)
+    if department is not None and cursor is None and not body["items"]:
         cut = body["position"]
         ledger = projections.ledger
         check_department(projections.views, department, cut, lambda: plans_at(ledger, cut))

@@ -12,6 +12,7 @@ import orjson
 from ledger.domain.time import format_time
 from ledger.readmodels.casefile import CaseFiles, policy_facts
 from ledger.readmodels.facts import sealed
+from ledger.readmodels.paging import Cursor, CursorError, decode, query_digest
 from ledger.readmodels.runner import ProjectionRunner
 from ledger.readmodels.sla.evolve import PolicyHistory, settle, sla_items
 from ledger.readmodels.trusted import trusted_sources
@@ -32,7 +33,8 @@ def stream_items(
 
 
 class SlaReads:
-    """The SLA board from its stored read model, settled at `now` (or at an as-of read's time)."""
+    """The SLA board from its stored read model, settled at `now` (or at an as-of read's time),
+    in pages."""
 
     def __init__(self, board: ProjectionRunner, now: datetime) -> None:
         self.board = board
@@ -40,13 +42,48 @@ class SlaReads:
         self.now = now
 
     def sla_board(
-        self, state: str | None, department: str | None, as_of: datetime | None
+        self,
+        state: str | None,
+        department: str | None,
+        as_of: datetime | None,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        cut = self.ledger.position_at(as_of)
+        """One page of at most `limit` items by due time (every item when None), from the
+        cursor's key on; a walk's pages all read at the cut and time of its first page."""
+        query = query_digest(
+            state=state, department=department, as_of=format_time(as_of) if as_of else None
+        )
+        cut, now, after = self._start(query, as_of, cursor)
         self.board.wait_to_read(cut)
-        now = as_of or self.now
-        items = board_items(self.board.views, cut, now, department, state)
-        return sealed({"items": items, "position": cut})
+        rows = board_items(
+            self.board.views, cut, now, department, state,
+            after=after, limit=None if limit is None else limit + 1,
+        )  # fmt: skip
+        items = rows if limit is None else rows[:limit]
+        next_cursor = None
+        if len(rows) > len(items):
+            last = (items[-1]["due_at"], items[-1]["notification_event_id"])
+            next_cursor = Cursor(query, cut, format_time(now), last).encode()
+        return sealed({"items": items, "position": cut, "next_cursor": next_cursor})
+
+    def _start(
+        self, query: str, as_of: datetime | None, cursor: str | None
+    ) -> tuple[int, datetime, tuple[str, str] | None]:
+        if cursor is None:
+            return self.ledger.position_at(as_of), as_of or self.now, None
+        page = decode(cursor, query, (str, str))
+        if page.position > self.ledger.last_position():
+            raise CursorError("the cursor names a position the ledger has not reached")
+        try:
+            now = datetime.fromisoformat(page.now)
+        except ValueError as e:
+            raise CursorError("not a cursor this ledger gave") from e
+        if now.tzinfo is None:
+            raise CursorError("not a cursor this ledger gave")
+        due_at, event_id = page.after
+        return page.position, now, (str(due_at), str(event_id))
 
 
 # The state of SPEC §7.3 as a condition on the stored columns (times are comparable UTC text).
@@ -64,25 +101,36 @@ def board_items(
     now: datetime,
     department: str | None = None,
     state: str | None = None,
+    *,
+    after: tuple[str, str] | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The items counted at position `cut`, settled at `now`, by due time."""
-    where, params = "", []
+    """The items counted at position `cut`, settled at `now`, by due time: those after the sort
+    key `after` (due_at, notification_event_id), `limit` of them at most.
+
+    One range scan of an index in (due_at, notification_event_id) order (the department's, when
+    one is asked), which holds what decides whether a version counts at the cut and in the
+    state asked for, stopped after `limit` rows (migration 0009).
+    """
+    where, params = "", list[Any]([cut, cut])
     if department is not None:
         where += " AND department = ?"
         params.append(department)
     if state is not None:
         where += " AND " + STATE_FILTERS[state]
         params += [format_time(now)] * STATE_FILTERS[state].count("?")
-    # Two ranges rather than `valid_to IS NULL OR valid_to > ?`, so each can use the index on
-    # (valid_to, department, due_at): the current versions, and those superseded after the cut.
+    if after is not None:
+        where += " AND (due_at, notification_event_id) > (?, ?)"
+        params += list(after)
     sql = (
-        "SELECT due_at, notification_event_id, item FROM {rm_sla_items} "
-        f"WHERE valid_to IS NULL AND valid_from <= ?{where} "
-        "UNION ALL SELECT due_at, notification_event_id, item FROM {rm_sla_items} "
-        f"WHERE valid_to > ? AND valid_from <= ?{where} "
-        "ORDER BY 1, 2"
+        "SELECT item FROM {rm_sla_items} "
+        f"WHERE valid_from <= ? AND (valid_to IS NULL OR valid_to > ?){where} "
+        "ORDER BY due_at, notification_event_id"
     )
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
     with views.transaction(commit=False) as cursor:
-        cursor.execute(views.sql(sql), [cut, *params, cut, cut, *params])
+        cursor.execute(views.sql(sql), params)
         rows = cursor.fetchall()
     return [settle(orjson.loads(r["item"]), now) for r in rows]
