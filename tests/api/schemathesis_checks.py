@@ -61,3 +61,28 @@ def schema_valid_appends_are_refused_only_for_ledger_rules(
         "a schema-valid append was refused for a rule the schema states: " + str(problem)
     )
     return None
+
+
+# Reads in pages: a cursor is opaque, so a schema-valid string the ledger never gave is refused.
+PAGED = (
+    "GET /v1/sla",
+    "GET /v1/complaints/{complaint_id}/timeline",
+    "GET /v1/batches/{batch_id}/timeline",
+)
+
+
+@schemathesis.check
+def schema_valid_paged_reads_are_refused_only_for_their_cursor(
+    ctx: Any, response: Any, case: Any
+) -> bool | None:
+    """A schema-valid paged read answers as any read does, or 422 naming its cursor alone."""
+    meta = case.meta
+    if case.operation.label not in PAGED or meta is None or not meta.generation.mode.is_positive:
+        return None
+    status = response.status_code
+    if status < 400 or status in (401, 403, 404, 409, 429) or status >= 500:
+        return None  # a 5xx is not_a_server_error's to judge
+    assert status == 422, f"a schema-valid read was answered {status}"
+    fields = [e.get("field") for e in response.json().get("errors") or []]
+    assert fields == ["query.cursor"], f"a schema-valid read was refused for {fields}"
+    return None
