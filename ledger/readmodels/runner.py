@@ -241,7 +241,6 @@ class ProjectionRunner:
         with unavailable_on_outage():
             target = self.ledger.last_position()
             position = self.position
-            self._measured(0, 0.0, position)  # another process may have counted it all
             total = max(0, target - position)
             done = 0
             while position < target and not self._closed:
