@@ -1,4 +1,4 @@
-"""`ledger keys …`: make, list and revoke API keys (SPEC §4–§5)."""
+"""`ledger keys …`: make, list and revoke API keys."""
 
 from __future__ import annotations
 
