@@ -76,3 +76,16 @@ def test_no_command_writes_to_a_database_that_would_lose_what_it_commits(
         assert parts.keys.is_empty()
     finally:
         parts.close()
+
+
+def test_a_postgresql_ledger_is_open_once_its_pool_holds_its_connections(pg_schema: str) -> None:
+    """No pool worker is still connecting after the ledger opens: the workers draw on the
+    process's `random` (for jitter), which made a property test's data generation flaky."""
+    from tests.conftest import pg_database
+
+    ledger = bootstrap.open_ledger(Settings(), database=pg_database(pg_schema), pool_size=4)
+    try:
+        stats = ledger.store.datastore.pool.get_stats()  # type: ignore[attr-defined]
+        assert (stats["pool_size"], stats["pool_available"]) == (4, 4)  # none on its way
+    finally:
+        ledger.close()

@@ -38,6 +38,8 @@ RETRY_WAIT = 0.2
 # 1, 2, 4 … s: after an outage, requests would time out for that long although the database is
 # back. With 0, a failed reconnect frees its slot and the next request opens a fresh connection.
 RECONNECT_TIMEOUT = 0.0
+POOL_FILL_SECONDS = 10.0
+"""How long opening the ledger waits for the pool to hold its connections."""
 
 T = TypeVar("T")
 
@@ -89,6 +91,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = EVENTS_TABLE
     ) -> None:
+        # Opened here, before anything takes a connection, the pool is full when the ledger is
+        # open: no pool worker is still connecting (and drawing on the process's `random`, which
+        # the workers use for jitter) after it, and the pool does not grow at once by one more
+        # connection for a first request that found it empty.
+        datastore.pool.open(wait=True, timeout=POOL_FILL_SECONDS)
         super().__init__(datastore, events_table_name=events_table_name)
         self.datastore.pool.reconnect_timeout = RECONNECT_TIMEOUT
         # POSTGRES_PRE_PING makes the pool check each connection it hands out with a round trip
