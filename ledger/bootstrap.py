@@ -68,7 +68,11 @@ def open_ledger(
 
 def assemble(ledger: Ledger, settings: Settings) -> Parts:
     """The read models and the key store of an open ledger."""
-    projections = Projections(ledger, read_wait=settings.read_wait_seconds)
+    projections = Projections(
+        ledger,
+        read_wait=settings.read_wait_seconds,
+        txn_budget=settings.projection_txn_ms / 1000,
+    )
     return Parts(ledger, projections, KeyStore.of(ledger.store, ledger.database.kind))
 
 

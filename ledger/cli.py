@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -28,6 +32,7 @@ from ledger.storage.database import Database, DatabaseURLError
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
+    from ledger.bootstrap import Parts
     from ledger.readmodels.runner import ProjectionRunner
 
 app = typer.Typer(
@@ -36,6 +41,7 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+log = logging.getLogger("ledger.projections")
 app.add_typer(cli_keys.app, name="keys")
 
 
@@ -292,6 +298,92 @@ def _rebuild(chosen: dict[str, ProjectionRunner], last_position: Callable[[], in
 
             count = runner.rebuild(progress=show)
             progress.update(task, completed=count, total=count)
+
+
+# Between a worker's reports of where each read model stands (while one is behind).
+REPORT_SECONDS = 5.0
+
+
+class _Worker:
+    """`ledger projections run`: the read models' catch-up as a process of its own. SIGINT and
+    SIGTERM only set `stopping`; the main thread then stops the catch-ups, each after its page."""
+
+    def __init__(self, parts: Parts, stopping: threading.Event) -> None:
+        self.projections = parts.projections
+        self.ledger = parts.ledger
+        self.stopping = stopping
+        self.reported: dict[str, tuple[int, int]] = {}
+
+    def follow(self, interval: float) -> None:
+        names = ", ".join(self.projections.runners)
+        log.info("keeping %s caught up, looking for new events every %g s", names, interval)
+        self.projections.follow(interval)
+        while not self.stopping.wait(REPORT_SECONDS):
+            self.report()
+        self.stop()
+
+    def once(self) -> Exception | None:
+        failed: list[Exception] = []
+
+        def catch_up() -> None:
+            try:
+                self.projections.catch_up()
+            except Exception as e:  # reported by the main thread
+                failed.append(e)
+
+        thread = threading.Thread(target=catch_up, name="catch-up", daemon=True)
+        thread.start()
+        began = time.monotonic()
+        while thread.is_alive() and not self.stopping.wait(0.1):
+            if time.monotonic() - began >= REPORT_SECONDS:
+                self.report()
+                began = time.monotonic()
+        self.projections.stop()
+        thread.join()
+        self.stop()
+        return failed[0] if failed else None
+
+    def stop(self) -> None:
+        self.projections.close()  # each background catch-up finishes its page
+        self.report()
+        log.info(
+            "stopped: %s", ", ".join(f"{n} at position {p}" for n, (p, _) in self.reported.items())
+        )
+
+    def report(self) -> None:
+        """Where each read model stands, when it moved since the last report."""
+        last = self.ledger.last_position()
+        for name, runner in self.projections.runners.items():
+            position = runner.position
+            if self.reported.get(name) == (position, last):
+                continue
+            self.reported[name] = (position, last)
+            if position >= last:
+                log.info("%s caught up at position %d", name, position)
+            else:
+                rate = f", {runner.rate:,.0f} events/s" if runner.rate else ""
+                log.info("%s at position %d, %d behind%s", name, position, last - position, rate)
+
+
+@projections_app.command("run")
+def projections_run(
+    once: Annotated[bool, typer.Option("--once", help="catch up once, then exit")] = False,
+) -> None:
+    """Keep the read models caught up with the events until SIGINT or SIGTERM, each stopping
+    after the page it is writing: the catch-up for servers run with
+    LEDGER_SERVE_PROJECTIONS=false."""
+    settings = Settings()
+    stopping = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stopping.set())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    with cli_keys.opened(settings) as parts:
+        worker = _Worker(parts, stopping)
+        if not once:
+            worker.follow(settings.projection_poll_seconds)
+        elif (failed := worker.once()) is not None:
+            err.print(f"[red]cannot catch up: {failed}[/red]")
+            raise typer.Exit(1)
 
 
 def main() -> None:

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     # read model to count the appends before it (then 503 read-model-behind).
     append_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
     read_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
+    # Read models: how long one page's write transaction may take (on SQLite it holds the only
+    # write lock, so an append waits at most about this long for a catch-up), how often a
+    # catch-up running in the background looks for new events, and whether `ledger serve` runs
+    # one (false when a `ledger projections run` worker keeps the read models caught up).
+    projection_txn_ms: Annotated[float, Field(gt=0)] = 50.0
+    projection_poll_seconds: Annotated[float, Field(gt=0)] = 0.2
+    serve_projections: bool = True
     # HTTP limits of `ledger serve`, per server process (ledger/api/server.py).
     max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024  # request line + headers → 431
     max_headers: Annotated[int, Field(ge=8)] = 100  # header fields of one request → 431

@@ -40,10 +40,16 @@ def escalation_for(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def tick(projections: Projections, now: datetime) -> int:
-    """One pass: escalate every item whose due time passed unfulfilled; return how many."""
+    """One pass: escalate every item whose due time passed unfulfilled; return how many.
+
+    The pass reads the board once it counts every event appended before the pass began,
+    waiting for its catch-up as a read does (ReadModelBehindError after the read wait): a
+    pass never runs a catch-up itself, so another read model's long one cannot hold it up.
+    """
     ledger = projections.ledger
-    projections.board.catch_up()
-    items = board_items(projections.views, ledger.position_at(None), now)
+    cut = ledger.last_position()
+    projections.board.wait_to_read(cut)
+    items = board_items(projections.views, cut, now)
     appended = 0
     for item in items:
         if item["state"] not in ("breached", "met_late") or item["escalated"]:

@@ -1,0 +1,136 @@
+"""The read models' catch-up as a process of its own (`ledger projections run`, beside servers
+that do not catch up) and in the background of `ledger serve`: each keeps the read models
+caught up with events other processes append, without a read asking, and stops on SIGINT or
+SIGTERM after the page it is writing, exiting 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import TypeAdapter
+
+from ledger import bootstrap
+from ledger.domain.events import Envelope, EnvelopeBase
+from ledger.settings import Settings
+from tests.conftest import POSTGRES_URL, FrozenClock, envelope
+
+LEDGER = [sys.executable, "-c", "from ledger.cli import main; main()"]
+ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ledger.sqlite"
+    schema = request.getfixturevalue("pg_schema")
+    return f"{POSTGRES_URL.split('?')[0]}?schema={schema}"
+
+
+@pytest.fixture
+def parts(database_url: str, clock: FrozenClock) -> Iterator[bootstrap.Parts]:
+    """This process's view of the ledger: it appends, and reads where the read models stand."""
+    parts = bootstrap.build(Settings(database_url=database_url), clock=clock, pool_size=2)
+    try:
+        yield parts
+    finally:
+        parts.close()
+
+
+def append(parts: bootstrap.Parts, count: int, prefix: str) -> int:
+    """`count` new batches, appended by this process; the ledger's last position after them."""
+    models = [ADAPTER.validate_python(envelope(stream_id=f"B-{prefix}-{i}")) for i in range(count)]
+    parts.ledger.append(models, source="test")
+    return parts.ledger.last_position()
+
+
+def positions(parts: bootstrap.Parts) -> dict[str, int]:
+    return {name: r.position for name, r in parts.projections.runners.items()}
+
+
+def wait_until_counted(parts: bootstrap.Parts, last: int, log: Path | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while set(positions(parts).values()) != {last}:
+        where = f"{positions(parts)}\n{log.read_text() if log else ''}"
+        assert time.monotonic() < deadline, f"not counted to {last} in 60 s: {where}"
+        time.sleep(0.1)
+
+
+def environment(database_url: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "LEDGER_DATABASE_URL": database_url, **extra}
+
+
+def test_projections_run_once_catches_up_and_exits_0(
+    parts: bootstrap.Parts, database_url: str
+) -> None:
+    last = append(parts, 150, "once")
+    done = subprocess.run(
+        [*LEDGER, "projections", "run", "--once"],
+        env=environment(database_url), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert positions(parts) == {"sla_board": last, "kpis": last}
+    assert f"kpis caught up at position {last}" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_projections_run_follows_what_others_append_until_a_signal_and_exits_0(
+    parts: bootstrap.Parts, database_url: str, tmp_path: Path, stop: signal.Signals
+) -> None:
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [*LEDGER, "projections", "run"],
+            env=environment(database_url, LEDGER_PROJECTION_POLL_SECONDS="0.1"),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_counted(parts, append(parts, 50, "first"), log)
+        wait_until_counted(parts, append(parts, 50, "then"), log)
+        worker.send_signal(stop)
+        assert worker.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert "stopped" in log.read_text(), log.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_served_ledger_keeps_its_read_models_caught_up_without_being_read(
+    parts: bootstrap.Parts, database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*LEDGER, "serve", "--port", str(port)],
+            env=environment(database_url, LEDGER_SLA_TICK_SECONDS="3600"),
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        wait_until_counted(parts, append(parts, 80, "served"), log)
+    finally:
+        server.terminate()  # uvicorn ends by the signal it got: no exit status to check
+        server.wait(timeout=30)
