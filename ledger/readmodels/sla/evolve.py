@@ -107,8 +107,10 @@ def sla_items(
     """
     ordered = sorted(facts, key=lambda f: f.position)
     data = effective_data(ordered)
-    escalations = {
-        data[f.event_id]["notification_event_id"] for f in ordered if f.type == "escalation.raised"
+    escalated = {  # the last escalation of each notification: it counts if after it
+        data[f.event_id]["notification_event_id"]: f.position
+        for f in ordered
+        if f.type == "escalation.raised"
     }
     items = []
     for n in ordered:
@@ -144,7 +146,7 @@ def sla_items(
                 "due_at": format_time(due),
                 "fulfilled_at": format_time(fulfilled) if fulfilled else None,
                 "fulfilled_by": answer.event_id if answer else None,
-                "escalated": n.event_id in escalations,
+                "escalated": escalated.get(n.event_id, 0) > n.position,
                 "backdated": bool(
                     answer and answer.recorded_at - answer.occurred_at > policy.tolerance
                 ),
