@@ -450,6 +450,11 @@ class Ledger(Application[UUID]):
             rows = self.store.select_streams_rows(list(ids))
         return {ids[o]: found for o, found in rows.items()}
 
+    def events_by_id(self, event_ids: list[str]) -> dict[str, IndexRow]:
+        """The stored events of these event_ids (those that are stored), by event_id."""
+        with unavailable_on_outage():
+            return {r.event_id: r for r in self.store.lookup(event_ids)}
+
     def streams_with(self, *types: str) -> list[tuple[str, str]]:
         """The (stream type, stream id) of every stream holding an event of these types."""
         with unavailable_on_outage():

@@ -3,6 +3,8 @@ or batch's case file, and every stream holding an event of some types (plans, po
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ledger.application import Ledger
 from ledger.domain.errors import StreamNotFoundError
 from ledger.domain.time import format_time
@@ -23,10 +25,11 @@ class CaseFiles:
         ]
 
     def batch_facts(self, batch_id: str, cut: int) -> list[Fact]:
-        """A batch's events and those of its material lots."""
+        """A batch's events and those of its material lots, each stream once (a lot named twice,
+        or the batch itself among its lots, adds no event twice)."""
         batch = self.facts("batch", batch_id, cut)
-        lots = [f for lot in material_lots(batch) for f in self.facts("batch", lot, cut)]
-        return batch + lots
+        lots = [lot for lot in dict.fromkeys(material_lots(batch)) if lot != batch_id]
+        return batch + [f for lot in lots for f in self.facts("batch", lot, cut)]
 
     def complaint_facts(self, complaint_id: str, cut: int) -> list[Fact]:
         """A complaint's events, those of the batches it names and of their material lots."""
@@ -41,7 +44,13 @@ class CaseFiles:
         rows = self.ledger.stream_rows(stream_type, stream_id)
         if not rows:
             return StreamNotFoundError(f"no {stream_type} {stream_id!r}")
-        first = format_time(rows[0].recorded_at)
+        return self._recorded_later(stream_type, stream_id, rows[0].recorded_at)
+
+    @staticmethod
+    def _recorded_later(
+        stream_type: str, stream_id: str, recorded_at: datetime
+    ) -> StreamNotFoundError:
+        first = format_time(recorded_at)
         return StreamNotFoundError(
             f"{stream_type} {stream_id!r} was not recorded yet at that time: "
             f"its first event was recorded at {first}"

@@ -1,9 +1,10 @@
-"""The stored read models of one ledger (the SLA board, the KPIs) and the runners that keep
-them caught up with its events."""
+"""The stored read models of one ledger (the SLA board, the KPIs, the case files) and the
+runners that keep them caught up with its events."""
 
 from __future__ import annotations
 
 from ledger.application import Ledger
+from ledger.readmodels.casefiles.view import CaseFileBoard
 from ledger.readmodels.kpis.view import KpiBoard
 from ledger.readmodels.runner import (
     POLL_SECONDS,
@@ -38,11 +39,14 @@ class Projections:
             ledger, KpiBoard(ledger, lambda: trusted_sources(ledger), self.views), self.views,
             txn_budget=txn_budget,
         )  # fmt: skip
+        self.casefiles = ProjectionRunner(
+            ledger, CaseFileBoard(ledger, self.views), self.views, txn_budget=txn_budget
+        )
         self.read_wait = read_wait
 
     @property
     def runners(self) -> dict[str, ProjectionRunner]:
-        return {r.projector.name: r for r in (self.board, self.kpis)}
+        return {r.projector.name: r for r in (self.board, self.kpis, self.casefiles)}
 
     @property
     def read_wait(self) -> float:

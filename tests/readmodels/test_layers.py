@@ -11,6 +11,7 @@ import pytest
 PURE = [
     "ledger.readmodels.facts",
     "ledger.readmodels.timeline.evolve",
+    "ledger.readmodels.casefiles.evolve",
     "ledger.readmodels.responsibility.evolve",
     "ledger.readmodels.sla.evolve",
     "ledger.readmodels.kpis.evolve",

@@ -22,9 +22,9 @@ from ledger.api.routes.timelines import (
 from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Responsibility, SlaBoard
 from ledger.domain.events import DEPARTMENT_PATTERN
+from ledger.readmodels.casefiles.query import ResponsibilityChains
 from ledger.readmodels.kpis.names import check_department, plans_at
 from ledger.readmodels.paging import DEFAULT_LIMIT
-from ledger.readmodels.responsibility.query import Responsibilities
 from ledger.readmodels.sla.query import SlaReads
 
 router = APIRouter(prefix="/v1", tags=["disputes"], route_class=LedgerRoute)
@@ -44,7 +44,7 @@ def complaint_responsibility(
     as_of: AsOf = None,
 ) -> Response:
     """Attributions, suggested causes, custody per department, holding time and breaches."""
-    chains = Responsibilities(projections.ledger, projections.ledger.clock())
+    chains = ResponsibilityChains(projections.casefiles, projections.ledger.clock())
     return ORJSON(chains.complaint_responsibility(complaint_id, cut_of(as_of)))
 
 

@@ -12,15 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from ledger.api.auth import ProjectionReader
-from ledger.api.deps import LedgerDep
+from ledger.api.deps import ProjectionsDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON
 from ledger.api.routing import LedgerRoute
 from ledger.api.schemas import Timeline
 from ledger.domain.events import STREAM_ID_PATTERN, Timestamp
 from ledger.domain.time import parse_time
+from ledger.readmodels.casefiles.query import TimelinePages
 from ledger.readmodels.paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, CursorError
-from ledger.readmodels.timeline.query import Timelines
 
 router = APIRouter(prefix="/v1", tags=["timelines"], route_class=LedgerRoute)
 
@@ -60,7 +60,7 @@ def cursor_checked() -> Iterator[None]:
 )
 def complaint_timeline(
     complaint_id: StreamIdPath,
-    ledger: LedgerDep,
+    projections: ProjectionsDep,
     principal: ProjectionReader,
     as_of: AsOf = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -69,7 +69,7 @@ def complaint_timeline(
     """The complaint's events and those of the batches it names and their material lots, in
     pages: the first holds the complaint's own events and a summary of each batch."""
     with cursor_checked():
-        body = Timelines(ledger).complaint_timeline(
+        body = TimelinePages(projections.casefiles).complaint_timeline(
             complaint_id, cut_of(as_of), limit=limit, cursor=cursor
         )
     return ORJSON(body)
@@ -82,7 +82,7 @@ def complaint_timeline(
 )
 def batch_timeline(
     batch_id: StreamIdPath,
-    ledger: LedgerDep,
+    projections: ProjectionsDep,
     principal: ProjectionReader,
     as_of: AsOf = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -90,5 +90,6 @@ def batch_timeline(
 ) -> Response:
     """A batch's events and those of its material lots, in pages."""
     with cursor_checked():
-        body = Timelines(ledger).batch_timeline(batch_id, cut_of(as_of), limit=limit, cursor=cursor)
+        pages = TimelinePages(projections.casefiles)
+        body = pages.batch_timeline(batch_id, cut_of(as_of), limit=limit, cursor=cursor)
     return ORJSON(body)

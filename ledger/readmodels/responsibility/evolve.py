@@ -46,20 +46,11 @@ def suggested_causes(
                 )
             ]
             if failed:
-                suggestions.append(
-                    _cause("material", "procurement", False, failed,
-                           f"material lot {lot_id} failed its test or incoming inspection")
-                )  # fmt: skip
+                suggestions.append(material_cause(lot_id, failed))
         for f in batch:
             d = data[f.event_id]
             if f.type == "process.recorded" and not d["within_spec"]:
-                if not d["operator_qualified"]:
-                    cause = ("operator", "process out of spec, run by an unqualified operator")
-                elif not d["equipment_ok"]:
-                    cause = ("equipment", "process out of spec on equipment not ok")
-                else:
-                    cause = ("process", "process recorded out of spec")
-                suggestions.append(_cause(cause[0], "production", True, [f.event_id], cause[1]))
+                suggestions.append(process_cause(process_category(d), f.event_id))
         passed_final = [
             f.event_id
             for f in batch
@@ -68,13 +59,45 @@ def suggested_causes(
             and data[f.event_id]["result"] == "pass"
         ]
         if passed_final:
-            suggestions.append(
-                _cause("inspection", "quality", True, passed_final,
-                       f"batch {batch_id} passed its final inspection yet drew a complaint")
-            )  # fmt: skip
-    # Ranked: direct process evidence first, then material, then the inspection miss.
-    rank = {"operator": 0, "equipment": 1, "process": 2, "material": 3, "inspection": 4}
-    return sorted(suggestions, key=lambda s: (rank[s["category"]], s["evidence_event_ids"]))
+            suggestions.append(inspection_cause(batch_id, passed_final))
+    return ranked(suggestions)
+
+
+# Why a process record out of spec is suggested, by its category.
+PROCESS_RULES = {
+    "operator": "process out of spec, run by an unqualified operator",
+    "equipment": "process out of spec on equipment not ok",
+    "process": "process recorded out of spec",
+}
+# Ranked: direct process evidence first, then material, then the inspection miss.
+RANK = {"operator": 0, "equipment": 1, "process": 2, "material": 3, "inspection": 4}
+
+
+def process_category(data: dict[str, Any]) -> str:
+    """The cause a process record out of spec points to."""
+    if not data["operator_qualified"]:
+        return "operator"
+    if not data["equipment_ok"]:
+        return "equipment"
+    return "process"
+
+
+def material_cause(lot_id: str, failed: list[str]) -> dict[str, Any]:
+    return _cause("material", "procurement", False, failed,
+                  f"material lot {lot_id} failed its test or incoming inspection")  # fmt: skip
+
+
+def process_cause(category: str, event_id: str) -> dict[str, Any]:
+    return _cause(category, "production", True, [event_id], PROCESS_RULES[category])
+
+
+def inspection_cause(batch_id: str, passed: list[str]) -> dict[str, Any]:
+    return _cause("inspection", "quality", True, passed,
+                  f"batch {batch_id} passed its final inspection yet drew a complaint")  # fmt: skip
+
+
+def ranked(suggestions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(suggestions, key=lambda s: (RANK[s["category"]], s["evidence_event_ids"]))
 
 
 def _cause(
@@ -101,6 +124,22 @@ def responsibility(
     for f in facts:
         by_stream.setdefault(f.stream[1], []).append(f)
     complaint = [f for f in facts if f.stream == ("complaint", complaint_id)]
+    return chain(
+        complaint_id, attributions(facts), suggested_causes(complaint, by_stream), items, now,
+        position,
+    )  # fmt: skip
+
+
+def chain(
+    complaint_id: str,
+    attributed: list[dict[str, Any]],
+    suggested: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    now: datetime,
+    position: int,
+) -> dict[str, Any]:
+    """The chain of its attributions, suggested causes and SLA items (custody, holding time
+    and breaches at `now`)."""
     custody = []
     holding: dict[str, int] = {}
     breaches: dict[str, int] = {}
@@ -126,8 +165,8 @@ def responsibility(
     return sealed(
         {
             "complaint_id": complaint_id,
-            "attributions": attributions(facts),
-            "suggested_causes": suggested_causes(complaint, by_stream),
+            "attributions": attributed,
+            "suggested_causes": suggested,
             "custody": custody,
             "holding_seconds": holding,
             "breaches": breaches,

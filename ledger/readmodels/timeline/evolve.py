@@ -73,18 +73,37 @@ def timeline(
     rest = sorted((f for f in paged if after is None or key(f) > after), key=key)
     shown = rest if limit is None else rest[:limit]
     more = limit is not None and len(rest) > limit
-    first = after is None
-    events = []
-    for f in sorted((pinned if first else []) + shown, key=key):
-        view = f.view()
-        if f.event_id in corrected_by:
-            view["corrected_by"] = corrected_by[f.event_id]
-        events.append(view)
-    body: dict[str, Any] = {**subject, "events": events}
-    if first:
+    summaries = None
+    if after is None:
         by_stream: dict[str, list[Fact]] = {}
         for f in paged:
             by_stream.setdefault(f.stream[1], []).append(f)
-        body["batches"] = [summary(b, fs) for b, fs in by_stream.items()]
-    next_cursor = cursor_of(key(shown[-1])) if more and cursor_of is not None else None
+        summaries = [summary(b, fs) for b, fs in by_stream.items()]
+    return page(
+        subject, (pinned if after is None else []) + shown, corrected_by, summaries, position,
+        key(shown[-1]) if more and cursor_of is not None else None, cursor_of,
+    )  # fmt: skip
+
+
+def page(
+    subject: dict[str, str],
+    events: list[Fact],
+    corrected_by: dict[str, str],
+    summaries: list[dict[str, Any]] | None,
+    position: int,
+    last: Key | None,
+    cursor_of: Callable[[Key], str] | None,
+) -> dict[str, Any]:
+    """A page of `events` (in timeline order), the summaries a first page has, and the cursor
+    of the page after the one whose last paged event has the key `last` (None: no more)."""
+    shown = []
+    for f in sorted(events, key=key):
+        view = f.view()
+        if f.event_id in corrected_by:
+            view["corrected_by"] = corrected_by[f.event_id]
+        shown.append(view)
+    body: dict[str, Any] = {**subject, "events": shown}
+    if summaries is not None:
+        body["batches"] = summaries
+    next_cursor = cursor_of(last) if last is not None and cursor_of is not None else None
     return sealed({**body, "position": position, "next_cursor": next_cursor})

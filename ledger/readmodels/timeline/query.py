@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ledger.application import Ledger
 from ledger.domain.time import format_time
 from ledger.readmodels.casefile import CaseFiles
 from ledger.readmodels.facts import Fact, linked_batches
@@ -25,7 +26,7 @@ class Timelines(CaseFiles):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        query = query_digest(complaint=complaint_id, as_of=_time(as_of))
+        query = query_digest(complaint=complaint_id, as_of=time_of(as_of))
         cut, after = self._start(query, as_of, cursor)
         own = self.facts("complaint", complaint_id, cut)
         if not own:
@@ -38,7 +39,7 @@ class Timelines(CaseFiles):
                     linked.setdefault(f.event_id, f)
         return timeline(
             {"complaint_id": complaint_id}, own, list(linked.values()), cut,
-            limit=limit, after=after, cursor_of=_cursor_of(query, cut),
+            limit=limit, after=after, cursor_of=cursor_of(query, cut),
         )  # fmt: skip
 
     def batch_timeline(
@@ -49,33 +50,39 @@ class Timelines(CaseFiles):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> dict[str, Any]:
-        query = query_digest(batch=batch_id, as_of=_time(as_of))
+        query = query_digest(batch=batch_id, as_of=time_of(as_of))
         cut, after = self._start(query, as_of, cursor)
         facts = self.batch_facts(batch_id, cut)
         if not facts:
             raise self.not_found("batch", batch_id)
         return timeline(
             {"batch_id": batch_id}, [], facts, cut,
-            limit=limit, after=after, cursor_of=_cursor_of(query, cut),
+            limit=limit, after=after, cursor_of=cursor_of(query, cut),
         )  # fmt: skip
 
     def _start(
         self, query: str, as_of: datetime | None, cursor: str | None
     ) -> tuple[int, Key | None]:
-        """The cut of the walk and where its page starts: a first page reads at `as_of` (now),
-        a later one at the position its cursor pins."""
-        if cursor is None:
-            return self.ledger.position_at(as_of), None
-        page = decode(cursor, query, (str, int))
-        if page.position > self.ledger.last_position():
-            raise CursorError("the cursor names a position the ledger has not reached")
-        occurred_at, position = page.after
-        return page.position, (str(occurred_at), int(position))
+        return start(self.ledger, query, as_of, cursor)
 
 
-def _time(as_of: datetime | None) -> str | None:
+def start(
+    ledger: Ledger, query: str, as_of: datetime | None, cursor: str | None
+) -> tuple[int, Key | None]:
+    """The cut of a timeline's walk and where its page starts: a first page reads at `as_of`
+    (now), a later one at the position its cursor pins."""
+    if cursor is None:
+        return ledger.position_at(as_of), None
+    page = decode(cursor, query, (str, int))
+    if page.position > ledger.last_position():
+        raise CursorError("the cursor names a position the ledger has not reached")
+    occurred_at, position = page.after
+    return page.position, (str(occurred_at), int(position))
+
+
+def time_of(as_of: datetime | None) -> str | None:
     return format_time(as_of) if as_of is not None else None
 
 
-def _cursor_of(query: str, cut: int) -> Any:
+def cursor_of(query: str, cut: int) -> Any:
     return lambda after: Cursor(query, cut, "", after).encode()

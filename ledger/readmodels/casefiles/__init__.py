@@ -1,0 +1,1 @@
+"""The case files: what timelines and responsibility chains read of batch streams, stored."""

@@ -1,0 +1,290 @@
+"""Reads of the timelines and responsibility chains from the case files' stored read model, live
+or as of a recorded time: a complaint's own events come from its stream, what its batches and
+their lots hold from the read model, so a read costs what it shows, not what the batches hold.
+
+They answer exactly what `timeline.evolve.timeline` and `responsibility.evolve.responsibility`
+compute from every counted event (`timeline.query.Timelines`, `responsibility.query`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ledger.domain.errors import StreamNotFoundError
+from ledger.readmodels.casefile import CaseFiles, policy_facts
+from ledger.readmodels.casefiles.evolve import PROCESS_KINDS, evidence
+from ledger.readmodels.casefiles.view import TABLES
+from ledger.readmodels.facts import Fact, effective_data, linked_batches
+from ledger.readmodels.paging import query_digest
+from ledger.readmodels.responsibility.evolve import (
+    chain,
+    inspection_cause,
+    material_cause,
+    process_cause,
+    ranked,
+)
+from ledger.readmodels.runner import ProjectionRunner
+from ledger.readmodels.sla.evolve import FULFILLED_BY, PolicyHistory, settle, sla_items
+from ledger.readmodels.timeline.evolve import Key, corrections, key, page
+from ledger.readmodels.timeline.query import cursor_of, start, time_of
+from ledger.readmodels.trusted import trusted_sources
+
+# The events an SLA item of a stream depends on (`sla_items` reads no other).
+SLA_TYPES = ("notification.sent", "escalation.raised", "event.corrected", *FULFILLED_BY.values())
+
+
+class CaseFileReads(CaseFiles):
+    """The case files' stored rows at a cut; a read waits for the read model to count it."""
+
+    def __init__(self, runner: ProjectionRunner) -> None:
+        super().__init__(runner.ledger)
+        self.runner = runner
+        self.views = runner.views
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        text = sql
+        for name in TABLES:
+            text = text.replace("{" + name + "}", self.views.table(name))
+        with self.views.transaction(commit=False) as cursor:
+            return self.views.select(cursor, self.views.sql(text), params)
+
+    def summary(self, stream_id: str, cut: int) -> dict[str, Any] | None:
+        """A batch stream's summary at `cut`; None if it has no event counted there."""
+        rows = self._select(
+            "SELECT summary FROM {rm_case_summaries} WHERE stream_id = ? AND position <= ? "
+            "ORDER BY position DESC LIMIT 1",
+            [stream_id, cut],
+        )
+        found: dict[str, Any] | None = orjson.loads(rows[0][0]) if rows else None
+        return found
+
+    def paged_streams(self, batch_ids: list[str], cut: int) -> dict[str, dict[str, Any]]:
+        """The summaries of these batches and of their material lots that have events at
+        `cut`, each stream once, in the order their events come in `batch_facts`."""
+        found: dict[str, dict[str, Any]] = {}
+        for batch_id in batch_ids:
+            batch = found.get(batch_id) or self.summary(batch_id, cut)
+            if batch is None:
+                continue
+            found.setdefault(batch_id, batch)
+            for lot in batch["material_lots"]:
+                if lot not in found and (summary := self.summary(lot, cut)) is not None:
+                    found[lot] = summary
+        return found
+
+    def events(
+        self, stream_ids: list[str], cut: int, after: Key | None, limit: int | None
+    ) -> list[Fact]:
+        """The events of these streams counted at `cut`, in timeline order from after the key
+        `after`, `limit` of them at most: one range scan of each stream's index."""
+        where, params = "", list[Any]([cut])
+        if after is not None:
+            where = " AND (occurred_at, position) > (?, ?)"
+            params += list(after)
+        sql = (
+            "SELECT occurred_at, position, event_id FROM {rm_case_events} "
+            f"WHERE stream_id = ? AND position <= ?{where} ORDER BY occurred_at, position"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        keys: list[tuple[str, int, str]] = []
+        for stream_id in stream_ids:
+            keys += [
+                (str(o), int(p), str(e)) for o, p, e in self._select(sql, [stream_id, *params])
+            ]
+        keys.sort()
+        return self.facts_of([e for _, _, e in keys[:limit]])
+
+    def facts_of(self, event_ids: list[str]) -> list[Fact]:
+        """These events, in this order, read by event_id."""
+        rows = self.ledger.events_by_id(event_ids)
+        return [Fact(rows[e].record(), rows[e].position, rows[e].recorded_at) for e in event_ids]
+
+    def corrected_by(self, event_ids: list[str], cut: int) -> dict[str, str]:
+        """The first correction counted at `cut` of each of these events that has one."""
+        found: dict[str, str] = {}
+        for n in range(0, len(event_ids), 500):
+            chunk = event_ids[n : n + 500]
+            rows = self._select(
+                "SELECT corrected_event_id, event_id FROM {rm_case_corrections} "
+                f"WHERE corrected_event_id IN ({', '.join('?' * len(chunk))}) AND position <= ? "
+                "ORDER BY position",
+                [*chunk, cut],
+            )
+            for corrected, correction in rows:
+                found.setdefault(str(corrected), str(correction))
+        return found
+
+    def evidence(
+        self, stream_id: str, kinds: Sequence[str], cut: int
+    ) -> list[tuple[int, str, str, Any]]:
+        """(position, event_id, kind, detail) of the stream's events that read as one of
+        `kinds` at `cut`, in position order."""
+        rows = self._select(
+            "SELECT position, event_id, kind, detail FROM {rm_case_evidence} "
+            f"WHERE stream_id = ? AND kind IN ({', '.join('?' * len(kinds))}) "
+            "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) ORDER BY position",
+            [stream_id, *kinds, cut, cut],
+        )
+        return [
+            (int(p), str(e), str(k), orjson.loads(d) if d is not None else None)
+            for p, e, k, d in rows
+        ]
+
+    def sla_facts(self, stream_id: str, cut: int) -> list[Fact]:
+        """The events of a batch stream at `cut` that its SLA items depend on."""
+        rows = self._select(
+            "SELECT event_id FROM {rm_case_events} "
+            f"WHERE stream_id = ? AND type IN ({', '.join('?' * len(SLA_TYPES))}) "
+            "AND position <= ? ORDER BY position",
+            [stream_id, *SLA_TYPES, cut],
+        )
+        return self.facts_of([str(e) for (e,) in rows])
+
+    def batch_not_found(self, batch_id: str) -> StreamNotFoundError:
+        """404 for a batch with no event at the cut, from its registration's record."""
+        rows = self._select(
+            "SELECT event_id FROM {rm_case_events} WHERE stream_id = ? "
+            "AND type = 'batch.registered' ORDER BY position LIMIT 1",
+            [batch_id],
+        )
+        if not rows:
+            return self.not_found("batch", batch_id)  # not counted yet: from the stream
+        first = self.ledger.events_by_id([str(rows[0][0])])[str(rows[0][0])]
+        return self._recorded_later("batch", batch_id, first.recorded_at)
+
+
+class TimelinePages(CaseFileReads):
+    """Timelines in pages from the case files: `GET /v1/complaints/{id}/timeline` and
+    `/v1/batches/{id}/timeline`, cut at `as_of` (recorded time) or the cursor's position."""
+
+    def complaint_timeline(
+        self, complaint_id: str, as_of: datetime | None, *, limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        query = query_digest(complaint=complaint_id, as_of=time_of(as_of))
+        cut, after = start(self.ledger, query, as_of, cursor)
+        own = self.facts("complaint", complaint_id, cut)
+        if not own:
+            raise self.not_found("complaint", complaint_id)
+        self.runner.wait_to_read(cut)
+        streams = self.paged_streams(linked_batches(own), cut)
+        subject = {"complaint_id": complaint_id}
+        return self._page(subject, own, streams, query, cut, after, limit)
+
+    def batch_timeline(
+        self, batch_id: str, as_of: datetime | None, *, limit: int | None = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        query = query_digest(batch=batch_id, as_of=time_of(as_of))
+        cut, after = start(self.ledger, query, as_of, cursor)
+        self.runner.wait_to_read(cut)
+        streams = self.paged_streams([batch_id], cut)
+        if not streams:
+            raise self.batch_not_found(batch_id)
+        return self._page({"batch_id": batch_id}, [], streams, query, cut, after, limit)
+
+    def _page(
+        self,
+        subject: dict[str, str],
+        pinned: list[Fact],
+        streams: dict[str, dict[str, Any]],
+        query: str,
+        cut: int,
+        after: Key | None,
+        limit: int | None,
+    ) -> dict[str, Any]:
+        shown = self.events(list(streams), cut, after, None if limit is None else limit + 1)
+        more = limit is not None and len(shown) > limit
+        shown = shown[:limit]
+        corrected_by = self.corrected_by([f.event_id for f in shown], cut)
+        first = after is None
+        if first:
+            corrected_by |= corrections(pinned)
+        return page(
+            subject, (pinned if first else []) + shown, corrected_by,
+            list(streams.values()) if first else None, cut,
+            key(shown[-1]) if more else None, cursor_of(query, cut),
+        )  # fmt: skip
+
+
+class ResponsibilityChains(CaseFileReads):
+    """Responsibility chains from the case files (`GET /v1/complaints/{id}/responsibility`), at
+    `now` or at an as-of read's time."""
+
+    def __init__(self, runner: ProjectionRunner, now: datetime) -> None:
+        super().__init__(runner)
+        self.now = now
+
+    def complaint_responsibility(self, complaint_id: str, as_of: datetime | None) -> dict[str, Any]:
+        cut = self.ledger.position_at(as_of)
+        now = as_of or self.now
+        own = self.facts("complaint", complaint_id, cut)
+        if not own:
+            raise self.not_found("complaint", complaint_id)
+        self.runner.wait_to_read(cut)
+        batches = linked_batches(own)
+        streams = self.paged_streams(batches, cut)
+        attributed = self._attributions(own, list(streams), cut)
+        suggested = self._suggestions(batches, streams, cut)
+        items = self._items(complaint_id, own, streams, cut, now)
+        return chain(complaint_id, attributed, suggested, items, now, cut)
+
+    def _attributions(
+        self, own: list[Fact], stream_ids: list[str], cut: int
+    ) -> list[dict[str, Any]]:
+        """Every attribution counted in the complaint, its batches and their lots."""
+        data = effective_data(own)
+        found: list[tuple[int, Any]] = []
+        for f in own:
+            if f.type == "cause.attributed":
+                found.append((f.position, evidence(f.type, f.event_id, data[f.event_id])))
+        for stream_id in stream_ids:
+            found += [(p, (k, d)) for p, _, k, d in self.evidence(stream_id, ["attribution"], cut)]
+        return [detail for _, (_, detail) in sorted(found, key=lambda a: a[0])]
+
+    def _suggestions(
+        self, batch_ids: list[str], streams: dict[str, dict[str, Any]], cut: int
+    ) -> list[dict[str, Any]]:
+        """What `suggested_causes` reads of the events, from their stored evidence."""
+        suggestions: list[dict[str, Any]] = []
+        for batch_id in batch_ids:
+            batch = streams.get(batch_id)
+            for lot_id in batch["material_lots"] if batch else []:
+                failed = [e for _, e, _, _ in self.evidence(lot_id, ["material"], cut)]
+                if failed:
+                    suggestions.append(material_cause(lot_id, failed))
+            if batch is None:
+                continue
+            for _, event_id, kind, _ in self.evidence(batch_id, PROCESS_KINDS, cut):
+                suggestions.append(process_cause(kind, event_id))
+            passed = [e for _, e, _, _ in self.evidence(batch_id, ["passed_final"], cut)]
+            if passed:
+                suggestions.append(inspection_cause(batch_id, passed))
+        return ranked(suggestions)
+
+    def _items(
+        self,
+        complaint_id: str,
+        own: list[Fact],
+        streams: dict[str, dict[str, Any]],
+        cut: int,
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The SLA items of every stream with a notification counted, settled at `now`."""
+        by_stream: list[list[Fact]] = []
+        if any(f.type == "notification.sent" for f in own):
+            by_stream.append(own)
+        for stream_id, summary in streams.items():
+            if summary["types"].get("notification.sent"):
+                by_stream.append(self.sla_facts(stream_id, cut))
+        if not by_stream:
+            return []
+        policies = PolicyHistory(policy_facts(self.ledger, cut))
+        trusted = trusted_sources(self.ledger)
+        return [settle(i, now) for facts in by_stream for i in sla_items(facts, policies, trusted)]
