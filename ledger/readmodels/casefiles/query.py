@@ -16,7 +16,8 @@ import orjson
 
 from ledger.domain.errors import StreamNotFoundError
 from ledger.readmodels.casefile import CaseFiles, policy_facts
-from ledger.readmodels.casefiles.evolve import PROCESS_KINDS, evidence
+from ledger.readmodels.casefiles.evolve import PROCESS_KINDS
+from ledger.readmodels.casefiles.evolve import evidence as evidence_of
 from ledger.readmodels.casefiles.view import TABLES
 from ledger.readmodels.facts import Fact, effective_data, linked_batches
 from ledger.readmodels.paging import query_digest
@@ -33,6 +34,8 @@ from ledger.readmodels.timeline.evolve import Key, corrections, key, page
 from ledger.readmodels.timeline.query import cursor_of, start, time_of
 from ledger.readmodels.trusted import trusted_sources
 
+# (position, event_id, detail) of an event that reads as some kind of evidence
+Reading = tuple[int, str, Any]
 # The events an SLA item of a stream depends on (`sla_items` reads no other).
 SLA_TYPES = ("notification.sent", "escalation.raised", "event.corrected", *FULFILLED_BY.values())
 
@@ -120,21 +123,26 @@ class CaseFileReads(CaseFiles):
                 found.setdefault(str(corrected), str(correction))
         return found
 
-    def evidence(
-        self, stream_id: str, kinds: Sequence[str], cut: int
-    ) -> list[tuple[int, str, str, Any]]:
-        """(position, event_id, kind, detail) of the stream's events that read as one of
-        `kinds` at `cut`, in position order."""
-        rows = self._select(
-            "SELECT position, event_id, kind, detail FROM {rm_case_evidence} "
-            f"WHERE stream_id = ? AND kind IN ({', '.join('?' * len(kinds))}) "
-            "AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) ORDER BY position",
-            [stream_id, *kinds, cut, cut],
-        )
-        return [
-            (int(p), str(e), str(k), orjson.loads(d) if d is not None else None)
-            for p, e, k, d in rows
-        ]
+    def evidence(self, stream_ids: list[str], cut: int) -> dict[tuple[str, str], list[Reading]]:
+        """How the events of these streams read at `cut`, by (stream, kind), in position
+        order: one range scan of each stream's evidence."""
+        found: dict[tuple[str, str], list[Reading]] = {}
+        for n in range(0, len(stream_ids), 500):
+            chunk = stream_ids[n : n + 500]
+            rows = self._select(
+                "SELECT stream_id, kind, position, event_id, detail FROM {rm_case_evidence} "
+                f"WHERE stream_id IN ({', '.join('?' * len(chunk))}) AND valid_from <= ? "
+                "AND (valid_to IS NULL OR valid_to > ?) ORDER BY stream_id, kind, position",
+                [*chunk, cut, cut],
+            )
+            for stream_id, kind, position, event_id, detail in rows:
+                reading = (
+                    int(position),
+                    str(event_id),
+                    orjson.loads(detail) if detail is not None else None,
+                )
+                found.setdefault((str(stream_id), str(kind)), []).append(reading)
+        return found
 
     def sla_facts(self, stream_id: str, cut: int) -> list[Fact]:
         """The events of a batch stream at `cut` that its SLA items depend on."""
@@ -230,51 +238,14 @@ class ResponsibilityChains(CaseFileReads):
         self.runner.wait_to_read(cut)
         batches = linked_batches(own)
         streams = self.paged_streams(batches, cut)
-        attributed = self._attributions(own, list(streams), cut)
-        suggested = self._suggestions(batches, streams, cut)
-        items = self._items(complaint_id, own, streams, cut, now)
+        evidence = self.evidence(list(streams), cut)
+        attributed = _attributions(own, list(streams), evidence)
+        suggested = _suggestions(batches, streams, evidence)
+        items = self._items(own, streams, cut, now)
         return chain(complaint_id, attributed, suggested, items, now, cut)
 
-    def _attributions(
-        self, own: list[Fact], stream_ids: list[str], cut: int
-    ) -> list[dict[str, Any]]:
-        """Every attribution counted in the complaint, its batches and their lots."""
-        data = effective_data(own)
-        found: list[tuple[int, Any]] = []
-        for f in own:
-            if f.type == "cause.attributed":
-                found.append((f.position, evidence(f.type, f.event_id, data[f.event_id])))
-        for stream_id in stream_ids:
-            found += [(p, (k, d)) for p, _, k, d in self.evidence(stream_id, ["attribution"], cut)]
-        return [detail for _, (_, detail) in sorted(found, key=lambda a: a[0])]
-
-    def _suggestions(
-        self, batch_ids: list[str], streams: dict[str, dict[str, Any]], cut: int
-    ) -> list[dict[str, Any]]:
-        """What `suggested_causes` reads of the events, from their stored evidence."""
-        suggestions: list[dict[str, Any]] = []
-        for batch_id in batch_ids:
-            batch = streams.get(batch_id)
-            for lot_id in batch["material_lots"] if batch else []:
-                failed = [e for _, e, _, _ in self.evidence(lot_id, ["material"], cut)]
-                if failed:
-                    suggestions.append(material_cause(lot_id, failed))
-            if batch is None:
-                continue
-            for _, event_id, kind, _ in self.evidence(batch_id, PROCESS_KINDS, cut):
-                suggestions.append(process_cause(kind, event_id))
-            passed = [e for _, e, _, _ in self.evidence(batch_id, ["passed_final"], cut)]
-            if passed:
-                suggestions.append(inspection_cause(batch_id, passed))
-        return ranked(suggestions)
-
     def _items(
-        self,
-        complaint_id: str,
-        own: list[Fact],
-        streams: dict[str, dict[str, Any]],
-        cut: int,
-        now: datetime,
+        self, own: list[Fact], streams: dict[str, dict[str, Any]], cut: int, now: datetime
     ) -> list[dict[str, Any]]:
         """The SLA items of every stream with a notification counted, settled at `now`."""
         by_stream: list[list[Fact]] = []
@@ -288,3 +259,43 @@ class ResponsibilityChains(CaseFileReads):
         policies = PolicyHistory(policy_facts(self.ledger, cut))
         trusted = trusted_sources(self.ledger)
         return [settle(i, now) for facts in by_stream for i in sla_items(facts, policies, trusted)]
+
+
+def _attributions(
+    own: list[Fact], stream_ids: list[str], evidence: dict[tuple[str, str], list[Reading]]
+) -> list[dict[str, Any]]:
+    """Every attribution counted in the complaint, its batches and their lots, by position."""
+    data = effective_data(own)
+    found: list[tuple[int, Any]] = []
+    for f in own:
+        if f.type == "cause.attributed":
+            _, detail = evidence_of(f.type, f.event_id, data[f.event_id]) or (None, None)
+            found.append((f.position, detail))
+    for stream_id in stream_ids:
+        found += [(p, d) for p, _, d in evidence.get((stream_id, "attribution"), [])]
+    return [detail for _, detail in sorted(found, key=lambda a: a[0])]
+
+
+def _suggestions(
+    batch_ids: list[str],
+    streams: dict[str, dict[str, Any]],
+    evidence: dict[tuple[str, str], list[Reading]],
+) -> list[dict[str, Any]]:
+    """What `suggested_causes` reads of the events, from their stored evidence."""
+    suggestions: list[dict[str, Any]] = []
+    for batch_id in batch_ids:
+        batch = streams.get(batch_id)
+        if batch is None:
+            continue
+        for lot_id in batch["material_lots"]:
+            failed = [e for _, e, _ in evidence.get((lot_id, "material"), [])]
+            if failed:
+                suggestions.append(material_cause(lot_id, failed))
+        process = sorted(
+            (p, e, kind) for kind in PROCESS_KINDS for p, e, _ in evidence.get((batch_id, kind), [])
+        )
+        suggestions += [process_cause(kind, e) for _, e, kind in process]
+        passed = [e for _, e, _ in evidence.get((batch_id, "passed_final"), [])]
+        if passed:
+            suggestions.append(inspection_cause(batch_id, passed))
+    return ranked(suggestions)
