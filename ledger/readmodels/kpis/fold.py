@@ -24,6 +24,7 @@ from ledger.domain.time import format_time, parse_time
 from ledger.readmodels.facts import Fact, effective_data
 from ledger.readmodels.kpis.evolve import (
     ALL_OF,
+    ONE,
     PRODUCTION,
     Row,
     batch_context,
@@ -217,6 +218,8 @@ def foldable(state: Folded | None, fact: Fact | None, unit: tuple[str, str]) -> 
         return False
     if fact.type == "cause.attributed" and unit[0] == "batch":
         return fact.stream == unit or fact.stream[0] == "complaint"
+    if fact.type == "complaint.filed" and unit[0] == "batch" and fact.stream[0] == "complaint":
+        return fact.stream[1] not in state.complaints  # a new complaint, not a second filing
     return fact.stream == unit and fact.type not in NEEDS_STREAM
 
 
@@ -234,6 +237,8 @@ def fold(
         return None
     if fact.type == "cause.attributed":
         return _attributed(state, fact, unit, of_kpi)
+    if fact.type == "complaint.filed":
+        return _filed(state, fact, unit, of_kpi)
     stream_type, stream_id = unit
     d = fact.record["data"]
     rows = list(cost_rows([fact], {fact.event_id: d}))
@@ -276,6 +281,41 @@ def _attributed(
         for r in of_kpi("defect_rate")
     ]
     return Step(state, adjusted)
+
+
+def _filed(
+    state: Folded, fact: Fact, unit: tuple[str, str], of_kpi: Callable[[str], list[Row]]
+) -> Step:
+    """A new complaint whose filing names a production batch: the batch's final inspections
+    that passed before the filing become misses resting on it too. Nothing else of the batch
+    depends on the filing (a new complaint holds no attribution or correction yet)."""
+    if state.kind != "production" or unit[1] not in fact.record["data"].get("batch_ids", []):
+        return Step(state, [])
+    filings = (*state.filings, (format_time(fact.occurred_at), fact.event_id))
+    state = replace(state, filings=filings, complaints=(*state.complaints, fact.stream[1]))
+    fixes = dict(state.fixes)
+    misses = of_kpi("inspection_miss_rate")
+    changed = []
+    for row in misses:
+        at = parse_time(row.at)
+        if fact.occurred_at <= at:
+            continue  # inspected after the filing: not a miss of it
+        later = [c for when, c in filings if parse_time(when) > at]
+        resting = (e for c in later for e in (c, *fixes.get(c, ())))
+        changed.append(
+            replace(row, num=ONE, num_refs=tuple(dict.fromkeys((*row.den_refs, *resting))))
+        )
+    if not changed:
+        return Step(state, [])
+    key = group_key(changed[0])
+    new = {r.key: r for r in (*misses, *changed)}
+    group: Group | None = None
+    for row in sorted(new.values(), key=lambda r: (r.at, r.key)):
+        group = grown(group, row)
+    assert group is not None
+    groups = dict(state.groups)
+    groups[key] = group
+    return Step(replace(state, groups=tuple(groups.items())), changed)
 
 
 def _reworked(row: Row | None, fact: Fact, d: dict[str, Any]) -> Row:

@@ -459,6 +459,8 @@ def _folded(
     removed."""
     after = step.state
     delta = deltas.setdefault(position, {})
+    keys = {f"{rows.prefix}|{row.key}" for row in step.rows}
+    entities: set[GroupKey] = set()
     for row in step.rows:
         key = f"{rows.prefix}|{row.key}"
         was = rows.seen(key)
@@ -466,13 +468,15 @@ def _folded(
             entity = group_key(row)
             old, new = before.group(entity), after.group(entity)
             assert new is not None
-            changes(delta, group_sums(entity, old), group_sums(entity, new))
             depth = depth_in(new, row)
-            if old is not None and (old.levels != new.levels or old.count == 1):
-                # the entity's buckets narrowed: its other rows' depths may change
-                for other_key, (other, other_depth) in rows.group(entity).items():
-                    if other_key != key and depth_in(new, other) != other_depth:
-                        rows.write(versions, other_key, position, other, depth_in(new, other))
+            if entity not in entities:  # an event may change several rows of one entity
+                entities.add(entity)
+                changes(delta, group_sums(entity, old), group_sums(entity, new))
+                if old is not None and (old.levels != new.levels or old.count == 1):
+                    # the entity's buckets narrowed: its other rows' depths may change
+                    for other_key, (other, other_depth) in rows.group(entity).items():
+                        if other_key not in keys and depth_in(new, other) != other_depth:
+                            rows.write(versions, other_key, position, other, depth_in(new, other))
         else:
             new_sums, loose = contribution([row])
             changes(delta, contribution([was[0]])[0] if was is not None else {}, new_sums)

@@ -450,3 +450,30 @@ def test_an_entity_across_a_period_boundary_counts_in_both_periods(ledger: Ledge
         body = orjson.loads(stored(projections, ledger.last_position(), period))
         reject = body["departments"]["procurement"]["kpis"]["material_reject_rate"]
         assert (reject["value"], reject["denominator"]) == (value, 1)
+
+
+def test_a_complaint_filed_on_a_long_batch_makes_its_passed_final_inspections_misses(
+    ledger: Ledger,
+) -> None:
+    """The filing is folded onto the batch (no recomputation of its stream): every final
+    inspection that passed before it becomes a miss of the one entity, counted once."""
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    when = datetime(2026, 11, 2, tzinfo=UTC)
+    batch = story.batch(0, when)
+    passed = {"stage": "final", "sample_size": 10, "defects": 0, "result": "pass"}
+    for hours, who in ((1, "E2"), (2, "E3"), (3, "E2")):
+        story.send("inspection.recorded", batch, passed, when + timedelta(hours=hours), who=who)
+    projections.kpis.catch_up()
+    before = ledger.last_position()
+    story.complaint(0, when + timedelta(days=1))
+    story.send("inspection.recorded", batch, passed, when + timedelta(days=2), who="E3")
+    projections.kpis.catch_up()
+    agree(projections, ledger.last_position())
+    agree(projections, before)
+    body = orjson.loads(stored(projections, ledger.last_position(), "2026-11"))
+    miss = body["departments"]["quality"]["kpis"]["inspection_miss_rate"]
+    assert (miss["value"], miss["denominator"]) == (1, 1)
+    for who in ("E2", "E3"):
+        mine = orjson.loads(stored(projections, ledger.last_position(), "2026-11", person=who))
+        assert "inspection_miss_rate" in mine["departments"]["quality"]["kpis"], who
