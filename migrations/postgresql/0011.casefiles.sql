@@ -15,6 +15,13 @@ CREATE TABLE rm_case_events (
     PRIMARY KEY (stream_id, occurred_at, position)
 );
 CREATE INDEX rm_case_events_type ON rm_case_events (stream_id, type, position);
+-- A page scans the primary key in order and stops after its limit only if the planner knows how
+-- many events a long stream holds; with stale statistics it reads the stream whole and sorts.
+-- Statistics are refreshed after every 1% of the table changed (the default is 10%).
+ALTER TABLE rm_case_events SET (
+    autovacuum_analyze_threshold = 1000,
+    autovacuum_analyze_scale_factor = 0.01
+);
 
 -- Each correction of an event of a batch stream: the first one counted is its corrected_by.
 CREATE TABLE rm_case_corrections (

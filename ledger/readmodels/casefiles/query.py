@@ -146,13 +146,14 @@ class CaseFileReads(CaseFiles):
 
     def sla_facts(self, stream_id: str, cut: int) -> list[Fact]:
         """The events of a batch stream at `cut` that its SLA items depend on."""
+        # One seek of the type index per type: with `type IN (...)` SQLite scans the stream.
+        each = "SELECT position, event_id FROM {rm_case_events} "
+        each += "WHERE stream_id = ? AND type = ? AND position <= ?"
         rows = self._select(
-            "SELECT event_id FROM {rm_case_events} "
-            f"WHERE stream_id = ? AND type IN ({', '.join('?' * len(SLA_TYPES))}) "
-            "AND position <= ? ORDER BY position",
-            [stream_id, *SLA_TYPES, cut],
+            " UNION ALL ".join([each] * len(SLA_TYPES)),
+            [v for t in SLA_TYPES for v in (stream_id, t, cut)],
         )
-        return self.facts_of([str(e) for (e,) in rows])
+        return self.facts_of([str(e) for _, e in sorted((int(p), e) for p, e in rows)])
 
     def batch_not_found(self, batch_id: str) -> StreamNotFoundError:
         """404 for a batch with no event at the cut, from its registration's record."""
