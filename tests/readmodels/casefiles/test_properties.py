@@ -51,6 +51,7 @@ class Story:
         self.start = clock.now - timedelta(days=40)
         self.sent: list[tuple[str, dict[str, str], str, dict[str, Any]]] = []
         self.notified: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.unknown = f"B-{self.tag}-late"
 
     def lot(self, n: int) -> str:
         return f"M-{self.tag}-{n % LOTS}"
@@ -110,7 +111,7 @@ class Story:
         if choice % 3 == 2:
             names.append(self.lot(choice))  # a complaint may name a lot, or a batch never made
         if choice % 5 == 4:
-            names.append(f"B-{self.tag}-unknown")
+            names.append(self.unknown)
         filed = {"customer": "c", "batch_ids": names, "description": "d", "severity": "minor"}
         self.send("complaint.filed", self.complaint(n), filed, hours)
 
@@ -121,6 +122,10 @@ class Story:
             self.correct(n * 8 + choice, hours)
         elif kind == "file":
             self.file(COMPLAINTS + n, choice, hours)  # a new complaint
+        elif kind == "register":  # a batch some complaints named before it was made
+            made = {"kind": "production", "product": "frame", "quantity": 1,
+                    "material_lots": self.lots_of(choice)}  # fmt: skip
+            self.send("batch.registered", {"type": "batch", "id": self.unknown}, made, hours)
         elif kind == "answer" and self.notified:
             stream, _ = self.notified[(n + choice) % len(self.notified)]
             self.send("investigation.reported", stream, {"findings": "f"}, hours)
@@ -241,7 +246,8 @@ def check_reads(
         assert outcome(lambda c=c: stored_chains.complaint_responsibility(c, as_of)) == outcome(
             lambda c=c: chains.complaint_responsibility(c, as_of)
         )
-    for b in [story.lot(n) for n in range(LOTS)] + [story.batch(n) for n in range(BATCHES)]:
+    for b in [*(story.lot(n) for n in range(LOTS)), *(story.batch(n) for n in range(BATCHES)),
+              story.unknown]:  # fmt: skip
         assert walk(
             lambda cursor, b=b: stored.batch_timeline(b, as_of, limit=limit, cursor=cursor)
         ) == walk(lambda cursor, b=b: pure.batch_timeline(b, as_of, limit=limit, cursor=cursor))
