@@ -69,7 +69,12 @@ def projections(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Projecti
 
 
 @pytest.mark.parametrize(
-    ("path", "read_model"), [("/v1/kpis?period=2026", "kpis"), ("/v1/sla", "sla_board")]
+    ("path", "read_model"),
+    [
+        ("/v1/kpis?period=2026", "kpis"),
+        ("/v1/sla", "sla_board"),
+        ("/v1/batches/B-00000/timeline", "casefiles"),
+    ],
 )
 def test_a_read_of_a_read_model_far_behind_says_how_far_within_its_wait_bound(
     client: TestClient, projections: Projections, path: str, read_model: str
