@@ -3,18 +3,20 @@ recomputing the stream.
 
 `Folded` is the little a stream's next rows depend on besides the event itself: how a batch
 counts (production, material lot, or not registered yet), whether its latest attribution leaves
-it out of defect_rate_adjusted, the filings of the complaints that name it, and per entity that
-gathers many rows (a batch's final inspections, a lot's tests, a batch's shipments) what the
-sums need of them. `fold` gives the rows an event adds or changes from that state alone, or None
-when the event needs its whole stream (a registration, a correction, an attribution, a filing,
-SLA items and rectifications); the caller then recomputes the stream with `stream_rows` and
+it out of defect_rate_adjusted, the filings of the complaints that name it, the corrections of
+its events, and per entity that gathers many rows (a batch's final inspections, a lot's tests,
+a batch's shipments) what the sums need of them. `fold` gives the rows an event adds, changes
+or removes from that state and the stored rows it asks for, or None when the event needs its
+whole stream (a registration, a correction of an event whose rows are not its own alone, a
+second look at a complaint, SLA items and rectifications); the caller then recomputes the
+stream with `stream_rows` and
 takes the state again with `derive`. Both end in the same rows, which the tests check against
 `stream_rows` for random histories. Pure: no ledger, no database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +28,7 @@ from ledger.readmodels.kpis.evolve import (
     ALL_OF,
     ONE,
     PRODUCTION,
+    SHIPPED_CUSTOMERS,
     Row,
     batch_context,
     corrections,
@@ -47,10 +50,21 @@ NEEDS_STREAM = frozenset(
         "verification.recorded", *FULFILLED_BY.values(),
     }
 )  # fmt: skip
+# Events whose correction changes only the corrected event's own rows (folded, in a registered
+# batch or lot); a correction of any other event recomputes its stream.
+OWN_ROWS = frozenset(
+    {"inspection.recorded", "process.recorded", "shipment.recorded", "material.tested",
+     "quality_cost.recorded"}
+)  # fmt: skip
+# The KPIs of the rows one event of OWN_ROWS can have, keyed "{kpi}|{event id}".
+OWN_ROW_KPIS = (
+    "defect_rate", "defect_rate_adjusted", "inspection_miss_rate", "process_compliance_rate",
+    "complaint_rate", SHIPPED_CUSTOMERS, "quality_cost", "material_reject_rate",
+)  # fmt: skip
 # KPIs whose entity gathers rows of many events of a stream: `Folded.groups` keeps them.
 GROUPED = frozenset({"inspection_miss_rate", "material_reject_rate", "complaint_rate"})
 GroupKey = tuple[str, str, str]  # (kpi, department, entity)
-STATE_VERSION = 2  # of what `Folded.to_json` writes; a state of another is taken again
+STATE_VERSION = 3  # of what `Folded.to_json` writes; a state of another is taken again
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,7 @@ class Folded:
     fixes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the corrections of those filings
     complaints: tuple[str, ...] = ()  # the complaints naming the batch
     groups: tuple[tuple[GroupKey, Group], ...] = ()
+    corrected: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the stream's events' corrections
 
     def to_json(self) -> str:
         groups = [
@@ -135,7 +150,7 @@ class Folded:
             for k, g in self.groups
         ]  # fmt: skip
         body = [STATE_VERSION, self.kind, self.buyer, self.left_out, self.filings, self.fixes,
-                groups, self.complaints]  # fmt: skip
+                groups, self.complaints, self.corrected]  # fmt: skip
         return orjson.dumps(body).decode()
 
     @classmethod
@@ -144,8 +159,9 @@ class Folded:
         body = orjson.loads(text)
         if body[0] != STATE_VERSION:
             return None
-        _, kind, buyer, left_out, filings, fixes, groups, complaints = body
+        _, kind, buyer, left_out, filings, fixes, groups, complaints, corrected = body
         return cls(
+            corrected=tuple((e, tuple(c)) for e, c in corrected),
             kind=kind,
             buyer=buyer,
             left_out=left_out,
@@ -178,10 +194,11 @@ def derive(facts: list[Fact], context: list[Fact], rows: list[Row]) -> Folded:
     for r in rows:
         if r.kpi in GROUPED:
             groups[group_key(r)] = grown(groups.get(group_key(r)), r)
-    state = Folded(groups=tuple(groups.items()))
+    ordered = sorted(facts, key=lambda f: f.position)
+    corrected = corrections(ordered)
+    state = Folded(groups=tuple(groups.items()), corrected=tuple(sorted(corrected.items())))
     if not facts or facts[0].stream[0] != "batch":
         return state
-    ordered = sorted(facts, key=lambda f: f.position)
     data = effective_data(ordered)
     registered = next((f for f in ordered if f.type == "batch.registered"), None)
     if registered is None:
@@ -212,10 +229,25 @@ class Step:
     removed: tuple[str, ...] = ()
 
 
-def foldable(state: Folded | None, fact: Fact | None, unit: tuple[str, str]) -> bool:
-    """Whether `fold` gives what `fact` does to the rows of stream `unit` (which it touches)."""
+def foldable(
+    state: Folded | None,
+    fact: Fact | None,
+    unit: tuple[str, str],
+    targets: Mapping[str, Fact] | None = None,
+) -> bool:
+    """Whether `fold` gives what `fact` does to the rows of stream `unit` (which it touches);
+    `targets` holds the events that the page's corrections correct."""
     if state is None or fact is None:
         return False
+    if fact.type == "event.corrected":
+        target = (targets or {}).get(fact.record["data"]["corrects_event_id"])
+        return (
+            fact.stream == unit
+            and state.kind is not None
+            and target is not None
+            and target.stream == unit
+            and target.type in OWN_ROWS
+        )
     if fact.type == "cause.attributed" and unit[0] == "batch":
         return fact.stream == unit or fact.stream[0] == "complaint"
     if fact.type == "complaint.filed" and unit[0] == "batch" and fact.stream[0] == "complaint":
@@ -229,26 +261,25 @@ def fold(
     unit: tuple[str, str],
     current: Callable[[str], Row | None],
     of_kpi: Callable[[str], list[Row]],
+    targets: Mapping[str, Fact] | None = None,
 ) -> Step | None:
     """What `fact` does to the rows of stream `unit`, or None if that takes the whole stream.
     `current(key)` is the stream's row of that key in force before `fact`, `of_kpi(kpi)` its
-    rows of that KPI."""
-    if not foldable(state, fact, unit):
+    rows of that KPI, `targets` the events the page's corrections correct."""
+    if not foldable(state, fact, unit, targets):
         return None
     if fact.type == "cause.attributed":
         return _attributed(state, fact, unit, of_kpi)
     if fact.type == "complaint.filed":
         return _filed(state, fact, unit, of_kpi)
-    stream_type, stream_id = unit
+    if fact.type == "event.corrected":
+        assert targets is not None
+        return _corrected(state, fact, targets[fact.record["data"]["corrects_event_id"]],
+                          current, of_kpi)  # fmt: skip
     d = fact.record["data"]
-    rows = list(cost_rows([fact], {fact.event_id: d}))
-    if stream_type == "batch" and state.kind == "material":
-        rows += lot_rows([fact], {fact.event_id: d}, stream_id, state.buyer)
-    elif stream_type == "batch" and state.kind == "production":
-        if fact.type == "rework.recorded":
-            rows.append(_reworked(current(f"rework_rate|{stream_id}"), fact, d))
-        filings = [(parse_time(w), c) for w, c in state.filings]
-        rows += production_event_rows(fact, d, stream_id, state.left_out, filings)
+    rows = _event_rows(state, fact, d)
+    if state.kind == "production" and fact.type == "rework.recorded":
+        rows.append(_reworked(current(f"rework_rate|{unit[1]}"), fact, d))
     if state.fixes:
         fixes = dict(state.fixes)
         rows = [with_corrections(r, fixes) for r in rows]
@@ -305,17 +336,72 @@ def _filed(
         changed.append(
             replace(row, num=ONE, num_refs=tuple(dict.fromkeys((*row.den_refs, *resting))))
         )
-    if not changed:
-        return Step(state, [])
-    key = group_key(changed[0])
-    new = {r.key: r for r in (*misses, *changed)}
-    group: Group | None = None
-    for row in sorted(new.values(), key=lambda r: (r.at, r.key)):
-        group = grown(group, row)
-    assert group is not None
+    return Step(_regrouped(state, of_kpi, changed, ()), changed)
+
+
+def _corrected(
+    state: Folded,
+    fact: Fact,
+    target: Fact,
+    current: Callable[[str], Row | None],
+    of_kpi: Callable[[str], list[Row]],
+) -> Step:
+    """A correction of an event of OWN_ROWS: that event's rows again, from the corrected data
+    (the last correction's), resting on every correction of it."""
+    eid = target.event_id
+    corrected = dict(state.corrected)
+    corrected[eid] = (*corrected.get(eid, ()), fact.event_id)
+    state = replace(state, corrected=tuple(sorted(corrected.items())))
+    fixes = {**dict(state.fixes), eid: corrected[eid]}
+    new = {
+        r.key: r
+        for r in (
+            with_corrections(r, fixes)
+            for r in _event_rows(state, target, fact.record["data"]["data"])
+        )
+    }
+    old = {k: r for k in (f"{kpi}|{eid}" for kpi in OWN_ROW_KPIS) if (r := current(k)) is not None}
+    changed = [r for k, r in new.items() if old.get(k) != r]
+    removed = tuple(k for k in old if k not in new)
+    return Step(_regrouped(state, of_kpi, changed, [old[k] for k in removed]), changed, removed)
+
+
+def _event_rows(state: Folded, fact: Fact, d: dict[str, Any]) -> list[Row]:
+    """The rows of one event with data `d` of a stream in `state` (not a rework's change of
+    its batch's rework_rate row)."""
+    stream_type, stream_id = fact.stream
+    rows = list(cost_rows([fact], {fact.event_id: d}))
+    if stream_type == "batch" and state.kind == "material":
+        rows += lot_rows([fact], {fact.event_id: d}, stream_id, state.buyer)
+    elif stream_type == "batch" and state.kind == "production":
+        filings = [(parse_time(w), c) for w, c in state.filings]
+        rows += production_event_rows(fact, d, stream_id, state.left_out, filings)
+    return rows
+
+
+def _regrouped(
+    state: Folded,
+    of_kpi: Callable[[str], list[Row]],
+    changed: Sequence[Row],
+    removed: Sequence[Row],
+) -> Folded:
+    """`state` with each entity of GROUPED that these rows change or leave taken again from
+    its rows in force once they are changed or removed (none left: no entity)."""
+    entities = {group_key(r) for r in (*changed, *removed) if r.kpi in GROUPED}
     groups = dict(state.groups)
-    groups[key] = group
-    return Step(replace(state, groups=tuple(groups.items())), changed)
+    for entity in sorted(entities):
+        rows = {r.key: r for r in of_kpi(entity[0]) if group_key(r) == entity}
+        rows |= {r.key: r for r in changed if group_key(r) == entity}
+        for r in removed:
+            rows.pop(r.key, None)
+        group: Group | None = None
+        for row in sorted(rows.values(), key=lambda r: (r.at, r.key)):
+            group = grown(group, row)
+        if group is None:
+            groups.pop(entity, None)
+        else:
+            groups[entity] = group
+    return replace(state, groups=tuple(groups.items()))
 
 
 def _reworked(row: Row | None, fact: Fact, d: dict[str, Any]) -> Row:

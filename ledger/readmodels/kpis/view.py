@@ -4,9 +4,12 @@ For each event the projector finds the streams whose rows it can change (its own
 complaint's filing, attribution or correction, also the batches the complaint names) and folds
 each forward from the small state stored for it in `rm_kpi_state` (`fold`): most events add
 their own rows, or change one (a rework, the batch's rework_rate), reading nothing of the
-stream; an attribution flips the batch's defect_rate_adjusted rows, read from the stored rows.
-The few whose rows take the whole stream (`fold.NEEDS_STREAM`, a batch a complaint's filing or
-correction names, a stream without a state yet) have it read and recomputed with the same pure
+stream; an attribution flips the batch's defect_rate_adjusted rows, a new complaint's filing
+turns the batch's earlier passed final inspections into misses, and a correction of an
+inspection, process record, shipment, test or cost changes that event's rows, each read from
+the stored rows. The few whose rows take the whole stream (`fold.NEEDS_STREAM`, a correction of
+anything else, a batch a complaint's correction names, a stream without a state yet, or one
+whose state an older version wrote) have it read and recomputed with the same pure
 function the straightforward recomputation uses. What changed is stored as a new version valid
 from the event's position, and what the changed rows' entities contribute to the time buckets'
 sums (`sums.contribution`), less what they contributed before, as a new version of each
@@ -116,6 +119,7 @@ class _Page:
     links: list[tuple[str, str]]
     policies: list[Fact]
     trusted: frozenset[str]
+    targets: dict[str, Fact]  # the events the page's corrections correct, by event id
 
 
 class KpiBoard:
@@ -159,11 +163,13 @@ class KpiBoard:
         touched, links = self._touched(facts, policies, stream)
         states = self._states([_prefix(u) for u in touched])
         by_position = {f.position: f for f in facts}
+        targets = self._targets(facts)
         whole = [
             unit
             for unit, positions in touched.items()
             if any(
-                not foldable(states.get(_prefix(unit)), by_position.get(p), unit) for p in positions
+                not foldable(states.get(_prefix(unit)), by_position.get(p), unit, targets)
+                for p in positions
             )
         ]
         naming = self._links([u[1] for u in whole if u[0] == "batch"]) | links
@@ -176,7 +182,24 @@ class KpiBoard:
                     stream(("complaint", complaint_id))
                 )
         loaded = {unit: (stream(unit), contexts.get(unit, [])) for unit in whole}
-        return _Page(touched, states, loaded, sorted(links), list(policies), self.trusted())
+        return _Page(
+            touched, states, loaded, sorted(links), list(policies), self.trusted(), targets
+        )
+
+    def _targets(self, facts: list[Fact]) -> dict[str, Fact]:
+        """The events that the page's corrections in batches correct, by event id: of the page,
+        or looked up in the ledger."""
+        wanted = {
+            f.record["data"]["corrects_event_id"]
+            for f in facts
+            if f.type == "event.corrected" and f.stream[0] == "batch"
+        }
+        if not wanted:
+            return {}
+        found = {f.event_id: f for f in facts if f.event_id in wanted}
+        for row in self.ledger.store.lookup(sorted(wanted - set(found))):
+            found[row.event_id] = Fact(row.record(), row.position, row.recorded_at)
+        return found
 
     def _touched(
         self, facts: list[Fact], policies: list[Fact], stream: _Streams
@@ -263,7 +286,7 @@ class KpiBoard:
                 fact = by_position.get(position)
                 step = None
                 if state is not None and fact is not None:
-                    step = fold(state, fact, unit, rows.row, rows.of_kpi)
+                    step = fold(state, fact, unit, rows.row, rows.of_kpi, page.targets)
                 if state is not None and step is not None:
                     _folded(state, step, position, rows, deltas, versions)
                     state = step.state
@@ -456,39 +479,60 @@ def _folded(
     versions: Versions,
 ) -> None:
     """Note the versions and the sums' deltas of the rows one event added, changed or
-    removed."""
+    removed. An entity of GROUPED adds to the sums what its folded group does, so its change
+    is noted once however many of its rows the event changes."""
     after = step.state
     delta = deltas.setdefault(position, {})
-    keys = {f"{rows.prefix}|{row.key}" for row in step.rows}
+    keys = {f"{rows.prefix}|{k}" for k in (*(r.key for r in step.rows), *step.removed)}
     entities: set[GroupKey] = set()
+    for key in step.removed:
+        full = f"{rows.prefix}|{key}"
+        was = rows.seen(full)  # `fold` looked up every row it removes
+        if was is None:
+            continue
+        if was[0].kpi in GROUPED:
+            entities.add(group_key(was[0]))
+        else:
+            changes(delta, contribution([was[0]])[0], {})
+        rows.remove(versions, full, position)
     for row in step.rows:
         key = f"{rows.prefix}|{row.key}"
         was = rows.seen(key)
         if row.kpi in GROUPED:
-            entity = group_key(row)
-            old, new = before.group(entity), after.group(entity)
+            entities.add(group_key(row))
+            new = after.group(group_key(row))
             assert new is not None
             depth = depth_in(new, row)
-            if entity not in entities:  # an event may change several rows of one entity
-                entities.add(entity)
-                changes(delta, group_sums(entity, old), group_sums(entity, new))
-                if old is not None and (old.levels != new.levels or old.count == 1):
-                    # the entity's buckets narrowed: its other rows' depths may change
-                    for other_key, (other, other_depth) in rows.group(entity).items():
-                        if other_key not in keys and depth_in(new, other) != other_depth:
-                            rows.write(versions, other_key, position, other, depth_in(new, other))
         else:
             new_sums, loose = contribution([row])
             changes(delta, contribution([was[0]])[0] if was is not None else {}, new_sums)
             depth = loose.get(row.key)
         if was != (row, depth):
             rows.write(versions, key, position, row, depth)
-    for key in step.removed:  # rows of entities of their own (fold removes no others)
-        full = f"{rows.prefix}|{key}"
-        was = rows.seen(full)
-        if was is not None:
-            changes(delta, contribution([was[0]])[0], {})
-            rows.remove(versions, full, position)
+    for entity in sorted(entities):
+        _regrouped(entity, before, after, keys, position, rows, delta, versions)
+
+
+def _regrouped(
+    entity: GroupKey,
+    before: Folded,
+    after: Folded,
+    keys: set[str],
+    position: int,
+    rows: _Rows,
+    delta: dict[SumKey, list[Any]],
+    versions: Versions,
+) -> None:
+    """Note what an entity of GROUPED whose rows an event changed adds to the sums now, and
+    the new depths of its other rows where its buckets changed."""
+    old, new = before.group(entity), after.group(entity)
+    changes(delta, group_sums(entity, old), group_sums(entity, new))
+    if old is None or new is None:
+        return
+    if old.levels != new.levels or 1 in (old.count, new.count):
+        for other_key, (other, other_depth) in rows.group(entity).items():
+            if other_key not in keys and depth_in(new, other) != other_depth:
+                rows.write(versions, other_key, position, other, depth_in(new, other))
 
 
 def _prefix(unit: Unit) -> str:

@@ -477,3 +477,38 @@ def test_a_complaint_filed_on_a_long_batch_makes_its_passed_final_inspections_mi
     for who in ("E2", "E3"):
         mine = orjson.loads(stored(projections, ledger.last_position(), "2026-11", person=who))
         assert "inspection_miss_rate" in mine["departments"]["quality"]["kpis"], who
+
+
+def test_a_correction_in_a_long_batch_changes_only_the_corrected_inspections_rows(
+    ledger: Ledger,
+) -> None:
+    """Folded, not recomputed: a final inspection corrected to in-process is no miss any more
+    (its entity's sums change), another corrected to a failure counts its defects, and both
+    rest on their corrections; every cut agrees with the recomputation."""
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    when = datetime(2026, 11, 2, tzinfo=UTC)
+    batch = story.batch(0, when)
+    passed = {"stage": "final", "sample_size": 10, "defects": 0, "result": "pass"}
+    ids = [
+        story.send("inspection.recorded", batch, passed, when + timedelta(hours=h), who="E2")
+        for h in (1, 2, 3)
+    ]
+    story.complaint(0, when + timedelta(days=1))
+    projections.kpis.catch_up()
+    cuts = [ledger.last_position()]
+    fixes = (({**passed, "stage": "in_process"}, ids[0]),
+             ({**passed, "defects": 4, "result": "fail"}, ids[1]))  # fmt: skip
+    for data, target in fixes:
+        story.send("event.corrected", batch,
+                   {"corrects_event_id": target, "reason": "typo", "data": data},
+                   when + timedelta(days=2))  # fmt: skip
+        projections.kpis.catch_up()
+        cuts.append(ledger.last_position())
+    for cut in cuts:
+        agree(projections, cut)
+    body = orjson.loads(stored(projections, cuts[-1], "2026-11"))
+    quality = body["departments"]["quality"]["kpis"]["inspection_miss_rate"]
+    production = body["departments"]["production"]["kpis"]["defect_rate"]
+    assert (quality["value"], quality["denominator"]) == (1, 1)
+    assert production["numerator"] == 4
