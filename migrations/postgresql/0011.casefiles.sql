@@ -5,7 +5,8 @@
 -- depends: 0010.kpi-state
 
 -- Each event of a batch stream in timeline order: a page is one range scan from the cursor's
--- key, stopped after its limit; the second index finds a stream's events of a few types.
+-- key, stopped after its limit. The second index gives a stream's events after its last
+-- summary checkpoint (what a summary at a cut adds to it) without reading the table.
 CREATE TABLE rm_case_events (
     stream_id text NOT NULL,
     occurred_at text COLLATE "C" NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE rm_case_events (
     event_id text NOT NULL,
     PRIMARY KEY (stream_id, occurred_at, position)
 );
-CREATE INDEX rm_case_events_type ON rm_case_events (stream_id, type, position);
+CREATE INDEX rm_case_events_position ON rm_case_events (stream_id, position, type, occurred_at);
 -- A page scans the primary key in order and stops after its limit only if the planner knows how
 -- many events a long stream holds; with stale statistics it reads the stream whole and sorts.
 -- Statistics are refreshed after every 1% of the table changed (the default is 10%).
@@ -31,8 +32,9 @@ CREATE TABLE rm_case_corrections (
     PRIMARY KEY (corrected_event_id, position)
 );
 
--- A batch stream's summary as the timeline's first page shows it, after each of its events:
--- the one with the greatest position <= the cut is the summary at the cut.
+-- Checkpoints of a batch stream's summary as the timeline's first page shows it: after its
+-- first event, every 64th (casefiles/evolve.py CHECKPOINT) and each change of its registration.
+-- The summary at a cut is the last checkpoint there plus the stream's events after it.
 CREATE TABLE rm_case_summaries (
     stream_id text NOT NULL,
     position bigint NOT NULL,
@@ -41,9 +43,9 @@ CREATE TABLE rm_case_summaries (
 );
 
 -- How the responsibility chain reads an event of a batch stream (kind: material, operator,
--- equipment, process, passed_final or attribution; detail: the attribution), versioned by
--- position since a correction reclassifies the event it corrects: a version counts for cuts in
--- [valid_from, valid_to). `position` is the event's own.
+-- equipment, process, passed_final, attribution, or sla for what SLA items depend on; detail:
+-- the attribution), versioned by position since a correction reclassifies the event it
+-- corrects: a version counts for cuts in [valid_from, valid_to). `position` is the event's own.
 CREATE TABLE rm_case_evidence (
     event_id text NOT NULL,
     valid_from bigint NOT NULL,

@@ -5,7 +5,8 @@
 -- depends: 0010.kpi-state
 
 -- Each event of a batch stream in timeline order: a page is one range scan from the cursor's
--- key, stopped after its limit; the second index finds a stream's events of a few types.
+-- key, stopped after its limit. The second index gives a stream's events after its last
+-- summary checkpoint (what a summary at a cut adds to it) without reading the table.
 CREATE TABLE rm_case_events (
     stream_id TEXT NOT NULL,
     occurred_at TEXT NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE rm_case_events (
     event_id TEXT NOT NULL,
     PRIMARY KEY (stream_id, occurred_at, position)
 ) WITHOUT ROWID;
-CREATE INDEX rm_case_events_type ON rm_case_events (stream_id, type, position);
+CREATE INDEX rm_case_events_position ON rm_case_events (stream_id, position, type, occurred_at);
 
 -- Each correction of an event of a batch stream: the first one counted is its corrected_by.
 CREATE TABLE rm_case_corrections (
@@ -24,8 +25,9 @@ CREATE TABLE rm_case_corrections (
     PRIMARY KEY (corrected_event_id, position)
 ) WITHOUT ROWID;
 
--- A batch stream's summary as the timeline's first page shows it, after each of its events:
--- the one with the greatest position <= the cut is the summary at the cut.
+-- Checkpoints of a batch stream's summary as the timeline's first page shows it: after its
+-- first event, every 64th (casefiles/evolve.py CHECKPOINT) and each change of its registration.
+-- The summary at a cut is the last checkpoint there plus the stream's events after it.
 CREATE TABLE rm_case_summaries (
     stream_id TEXT NOT NULL,
     position INTEGER NOT NULL,
@@ -34,9 +36,9 @@ CREATE TABLE rm_case_summaries (
 ) WITHOUT ROWID;
 
 -- How the responsibility chain reads an event of a batch stream (kind: material, operator,
--- equipment, process, passed_final or attribution; detail: the attribution), versioned by
--- position since a correction reclassifies the event it corrects: a version counts for cuts in
--- [valid_from, valid_to). `position` is the event's own.
+-- equipment, process, passed_final, attribution, or sla for what SLA items depend on; detail:
+-- the attribution), versioned by position since a correction reclassifies the event it
+-- corrects: a version counts for cuts in [valid_from, valid_to). `position` is the event's own.
 CREATE TABLE rm_case_evidence (
     event_id TEXT NOT NULL,
     valid_from INTEGER NOT NULL,

@@ -18,7 +18,7 @@ from ledger.domain.errors import StreamNotFoundError
 from ledger.readmodels.casefile import CaseFiles, policy_facts
 from ledger.readmodels.casefiles.evolve import PROCESS_KINDS
 from ledger.readmodels.casefiles.evolve import evidence as evidence_of
-from ledger.readmodels.casefiles.view import TABLES
+from ledger.readmodels.casefiles.view import TABLES, summary_at
 from ledger.readmodels.facts import Fact, effective_data, linked_batches
 from ledger.readmodels.paging import query_digest
 from ledger.readmodels.responsibility.evolve import (
@@ -29,15 +29,13 @@ from ledger.readmodels.responsibility.evolve import (
     ranked,
 )
 from ledger.readmodels.runner import ProjectionRunner
-from ledger.readmodels.sla.evolve import FULFILLED_BY, PolicyHistory, settle, sla_items
+from ledger.readmodels.sla.evolve import PolicyHistory, settle, sla_items
 from ledger.readmodels.timeline.evolve import Key, corrections, key, page
 from ledger.readmodels.timeline.query import cursor_of, start, time_of
 from ledger.readmodels.trusted import trusted_sources
 
 # (position, event_id, detail) of an event that reads as some kind of evidence
 Reading = tuple[int, str, Any]
-# The events an SLA item of a stream depends on (`sla_items` reads no other).
-SLA_TYPES = ("notification.sent", "escalation.raised", "event.corrected", *FULFILLED_BY.values())
 
 
 class CaseFileReads(CaseFiles):
@@ -57,13 +55,7 @@ class CaseFileReads(CaseFiles):
 
     def summary(self, stream_id: str, cut: int) -> dict[str, Any] | None:
         """A batch stream's summary at `cut`; None if it has no event counted there."""
-        rows = self._select(
-            "SELECT summary FROM {rm_case_summaries} WHERE stream_id = ? AND position <= ? "
-            "ORDER BY position DESC LIMIT 1",
-            [stream_id, cut],
-        )
-        found: dict[str, Any] | None = orjson.loads(rows[0][0]) if rows else None
-        return found
+        return summary_at(self._select, stream_id, cut)
 
     def paged_streams(self, batch_ids: list[str], cut: int) -> dict[str, dict[str, Any]]:
         """The summaries of these batches and of their material lots that have events at
@@ -144,28 +136,17 @@ class CaseFileReads(CaseFiles):
                 found.setdefault((str(stream_id), str(kind)), []).append(reading)
         return found
 
-    def sla_facts(self, stream_id: str, cut: int) -> list[Fact]:
-        """The events of a batch stream at `cut` that its SLA items depend on."""
-        # One seek of the type index per type: with `type IN (...)` SQLite scans the stream.
-        each = "SELECT position, event_id FROM {rm_case_events} "
-        each += "WHERE stream_id = ? AND type = ? AND position <= ?"
-        rows = self._select(
-            " UNION ALL ".join([each] * len(SLA_TYPES)),
-            [v for t in SLA_TYPES for v in (stream_id, t, cut)],
-        )
-        return self.facts_of([str(e) for _, e in sorted((int(p), e) for p, e in rows)])
-
     def batch_not_found(self, batch_id: str) -> StreamNotFoundError:
-        """404 for a batch with no event at the cut, from its registration's record."""
+        """404 for a batch with no event at the cut, from its first summary's position."""
         rows = self._select(
-            "SELECT event_id FROM {rm_case_events} WHERE stream_id = ? "
-            "AND type = 'batch.registered' ORDER BY position LIMIT 1",
+            "SELECT position FROM {rm_case_summaries} WHERE stream_id = ? "
+            "ORDER BY position LIMIT 1",
             [batch_id],
         )
-        if not rows:
+        first = self.ledger.feed(int(rows[0][0]) - 1, 1) if rows else []
+        if not first:
             return self.not_found("batch", batch_id)  # not counted yet: from the stream
-        first = self.ledger.events_by_id([str(rows[0][0])])[str(rows[0][0])]
-        return self._recorded_later("batch", batch_id, first.recorded_at)
+        return self._recorded_later("batch", batch_id, first[0].recorded_at)
 
 
 class TimelinePages(CaseFileReads):
@@ -242,19 +223,26 @@ class ResponsibilityChains(CaseFileReads):
         evidence = self.evidence(list(streams), cut)
         attributed = _attributions(own, list(streams), evidence)
         suggested = _suggestions(batches, streams, evidence)
-        items = self._items(own, streams, cut, now)
+        items = self._items(own, streams, evidence, cut, now)
         return chain(complaint_id, attributed, suggested, items, now, cut)
 
     def _items(
-        self, own: list[Fact], streams: dict[str, dict[str, Any]], cut: int, now: datetime
+        self,
+        own: list[Fact],
+        streams: dict[str, dict[str, Any]],
+        evidence: dict[tuple[str, str], list[Reading]],
+        cut: int,
+        now: datetime,
     ) -> list[dict[str, Any]]:
-        """The SLA items of every stream with a notification counted, settled at `now`."""
+        """The SLA items of every stream with a notification counted, settled at `now`, from
+        the events they depend on (`sla_items` reads no other)."""
         by_stream: list[list[Fact]] = []
         if any(f.type == "notification.sent" for f in own):
             by_stream.append(own)
         for stream_id, summary in streams.items():
             if summary["types"].get("notification.sent"):
-                by_stream.append(self.sla_facts(stream_id, cut))
+                sla = evidence.get((stream_id, "sla"), [])
+                by_stream.append(self.facts_of([e for _, e, _ in sla]))
         if not by_stream:
             return []
         policies = PolicyHistory(policy_facts(self.ledger, cut))

@@ -1,6 +1,6 @@
 """The case files' stored read model (migration 0011): the events of every batch stream in
-timeline order, their corrections, each stream's summary after each of its events, and the
-evidence a responsibility chain reads, versioned by position.
+timeline order, their corrections, checkpoints of each stream's summary, and the evidence a
+responsibility chain reads, versioned by position.
 
 A page of the feed adds rows and closes evidence versions; nothing else is ever updated, so a
 read at a cut keeps the rows with position (or valid_from) <= the cut.
@@ -8,6 +8,7 @@ read at a cut keeps the rows with position (or valid_from) <= the cut.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,15 @@ import orjson
 
 from ledger.application import Ledger
 from ledger.domain.time import format_time
-from ledger.readmodels.casefiles.evolve import Evidence, empty_summary, evidence, summarized
+from ledger.readmodels.casefiles.evolve import (
+    SLA_TYPES,
+    Evidence,
+    checkpoint,
+    counted,
+    empty_summary,
+    evidence,
+    summarized,
+)
 from ledger.readmodels.facts import Fact
 from ledger.readmodels.views import Versions, Views
 
@@ -32,6 +41,41 @@ EVIDENCE_COLUMNS = [
 ]  # fmt: skip
 TABLES = ("rm_case_events", "rm_case_corrections", "rm_case_summaries", "rm_case_evidence")
 CHUNK = 500  # ids per IN (...) list
+MAX_POSITION = 2**63 - 1
+Select = Callable[[str, Sequence[Any]], list[Sequence[Any]]]  # (sql with {tables}, params)
+
+
+def summary_at(select: Select, stream_id: str, cut: int) -> dict[str, Any] | None:
+    """A batch stream's summary at position `cut`: its last checkpoint there, with the events
+    counted after it (fewer than `CHECKPOINT`); None if it has no event counted at `cut`."""
+    rows = select(
+        "SELECT summary FROM {rm_case_summaries} WHERE stream_id = ? AND position <= ? "
+        "ORDER BY position DESC LIMIT 1",
+        [stream_id, cut],
+    )
+    if not rows:
+        return None
+    summary: dict[str, Any] = orjson.loads(rows[0][0])
+    since = select(
+        "SELECT position, type, occurred_at FROM {rm_case_events} "
+        "WHERE stream_id = ? AND position > ? AND position <= ? ORDER BY position",
+        [stream_id, summary["last_position"], cut],
+    )
+    for position, event_type, at in since:
+        summary = counted(summary, int(position), str(event_type), str(at))
+    return summary
+
+
+def selecting(views: Views, cursor: Any) -> Select:
+    """`Select` on `cursor`."""
+
+    def select(sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        text = sql
+        for name in TABLES:
+            text = text.replace("{" + name + "}", views.table(name))
+        return views.select(cursor, views.sql(text), params)
+
+    return select
 
 
 @dataclass
@@ -97,11 +141,14 @@ class CaseFileBoard:
                     corrections.append([corrected.event_id, f.position, f.event_id])
                     data = f.record["data"]["data"]
                     self._reads(versions, page.current, corrected, data, f.position)
+                if corrected is not None and corrected.type in SLA_TYPES:
+                    self._reads(versions, page.current, f, {}, f.position, kind="sla")
             else:
                 self._reads(versions, page.current, f, f.record["data"], f.position)
             before = page.summaries.get(stream_id) or empty_summary(stream_id)
             page.summaries[stream_id] = after = summarized(before, f, corrected)
-            summaries.append([stream_id, f.position, orjson.dumps(after).decode()])
+            if checkpoint(after, f, corrected):
+                summaries.append([stream_id, f.position, orjson.dumps(after).decode()])
         views.insert_many(cursor, views.table("rm_case_events"), EVENT_COLUMNS, events)
         views.insert_many(
             cursor, views.table("rm_case_corrections"), CORRECTION_COLUMNS, corrections
@@ -116,9 +163,12 @@ class CaseFileBoard:
         fact: Fact,
         data: dict[str, Any],
         position: int,
+        *,
+        kind: str | None = None,
     ) -> None:
-        """`fact` reads as `data` says from `position` on: a new version if that changes it."""
-        now = evidence(fact.type, fact.event_id, data)
+        """`fact` reads as `data` says (or as evidence of `kind`) from `position` on: a new
+        version if that changes it."""
+        now = evidence(fact.type, fact.event_id, data) if kind is None else (kind, None)
         before = current.get(fact.event_id)
         if now == before:
             return
@@ -135,17 +185,10 @@ class CaseFileBoard:
         current[fact.event_id] = now
 
     def _summaries(self, cursor: Any, stream_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The latest summary of each of these streams that has one."""
-        sql = self.views.sql(
-            f"SELECT summary FROM {self.views.table('rm_case_summaries')} "
-            "WHERE stream_id = ? ORDER BY position DESC LIMIT 1"
-        )
-        found: dict[str, dict[str, Any]] = {}
-        for stream_id in stream_ids:
-            rows = self.views.select(cursor, sql, [stream_id])
-            if rows:
-                found[stream_id] = orjson.loads(rows[0][0])
-        return found
+        """The summary of each of these streams that has events, as the read model counts it."""
+        select = selecting(self.views, cursor)
+        found = {s: summary_at(select, s, MAX_POSITION) for s in stream_ids}
+        return {s: summary for s, summary in found.items() if summary is not None}
 
     def _current(self, cursor: Any, event_ids: list[str]) -> dict[str, Evidence]:
         """The evidence version in force of each of these events that has one."""

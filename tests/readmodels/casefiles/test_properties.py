@@ -24,6 +24,7 @@ from ledger import bootstrap
 from ledger.application import Ledger
 from ledger.domain.errors import LedgerError, StreamNotFoundError
 from ledger.domain.events import ENVELOPE_MODELS
+from ledger.readmodels.casefiles import evolve
 from ledger.readmodels.casefiles.query import ResponsibilityChains, TimelinePages
 from ledger.readmodels.responsibility.query import Responsibilities
 from ledger.readmodels.runner import ProjectionRunner
@@ -266,15 +267,19 @@ SETTINGS = settings(
     chunk=st.integers(1, 12),
     limit=st.integers(1, 7),
     earlier=st.lists(st.integers(0, 10_000), min_size=1, max_size=3),
+    every=st.integers(1, 5),
 )
 def test_stored_timelines_and_chains_equal_the_pure_functions_live_as_of_and_rebuilt(
     parts: bootstrap.Parts,
     clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
     history: list[Any],
     chunk: int,
     limit: int,
     earlier: list[int],
+    every: int,
 ) -> None:
+    monkeypatch.setattr(evolve, "CHECKPOINT", every)  # summaries stored every few events
     ledger = parts.ledger
     runner = parts.projections.casefiles
     story = Story(ledger, clock)
@@ -299,25 +304,38 @@ def test_stored_timelines_and_chains_equal_the_pure_functions_live_as_of_and_reb
     check_reads(story, runner, now, times[0], limit)
 
 
-@pytest.mark.parametrize("limit", [1, 3, 1000])
-def test_a_long_batch_reads_its_first_page_and_chain_from_the_read_model(
+@pytest.mark.parametrize("limit", [40, 1000])
+def test_a_long_batch_reads_its_pages_and_chain_from_checkpoints_live_and_as_of(
     parts: bootstrap.Parts, clock: FrozenClock, limit: int
 ) -> None:
-    """A batch of a few hundred events, one page of which holds no more than `limit`."""
+    """A batch of a few hundred events over several checkpoints of its summary, its
+    registration corrected half-way, read as of the end of each append."""
     ledger = parts.ledger
+    runner = parts.projections.casefiles
     story = Story(ledger, clock)
     story.open()
-    records = []
-    for n in range(300):
-        data = inspection(n % 8)
-        records.append(({
-            "event_id": str(uuid.uuid4()), "type": "inspection.recorded",
-            "stream": {"type": "batch", "id": story.batch(0)},
-            "occurred_at": (story.start + timedelta(hours=30 + (n * 37) % 300)).isoformat(),
-            "actor": {"id": "E1", "name": "n", "department": "quality"},
-            "source": "mes", "data": data, "attributes": {},
-        }, None))  # fmt: skip
-    ledger.append_records(records)
-    runner = parts.projections.casefiles
+    batch = {"type": "batch", "id": story.batch(0)}
+    times = []
+    for n in range(6):
+        records = [
+            ({"event_id": str(uuid.uuid4()), "type": "inspection.recorded", "stream": batch,
+              "occurred_at": (story.start + timedelta(hours=30 + (k * 37) % 300)).isoformat(),
+              "actor": {"id": "E1", "name": "n", "department": "quality"},
+              "source": "mes", "data": inspection(k % 8), "attributes": {}}, None)
+            for k in range(n * 50, n * 50 + 50)
+        ]  # fmt: skip
+        ledger.append_records(records)
+        if n == 2:
+            registered, _, _, data = story.sent[LOTS]  # the batch's: made of other lots
+            fixed = {**data, "material_lots": [story.lot(1), story.lot(2)]}
+            body = {"corrects_event_id": registered, "reason": "r", "data": fixed}
+            assert story.send("event.corrected", batch, body, 40)
+            story.play(("notify", 1, 0, 50))
+            story.play(("answer", 0, 0, 60))
+        if n % 2:
+            runner.catch_up()
+        times.append(ledger.feed(ledger.last_position() - 1, 1)[0].recorded_at)
     runner.catch_up()
     check_reads(story, runner, clock.now, None, limit)
+    for as_of in times[1::2]:
+        check_reads(story, runner, clock.now, as_of, limit)
