@@ -18,7 +18,7 @@ from ledger.domain.errors import StreamNotFoundError
 from ledger.readmodels.casefile import CaseFiles, policy_facts
 from ledger.readmodels.casefiles.evolve import PROCESS_KINDS
 from ledger.readmodels.casefiles.evolve import evidence as evidence_of
-from ledger.readmodels.casefiles.view import TABLES, summary_at
+from ledger.readmodels.casefiles.view import selecting, summary_at
 from ledger.readmodels.facts import Fact, effective_data, linked_batches
 from ledger.readmodels.paging import query_digest
 from ledger.readmodels.responsibility.evolve import (
@@ -47,11 +47,8 @@ class CaseFileReads(CaseFiles):
         self.views = runner.views
 
     def _select(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        text = sql
-        for name in TABLES:
-            text = text.replace("{" + name + "}", self.views.table(name))
         with self.views.transaction(commit=False) as cursor:
-            return self.views.select(cursor, self.views.sql(text), params)
+            return selecting(self.views, cursor)(sql, params)
 
     def summary(self, stream_id: str, cut: int) -> dict[str, Any] | None:
         """A batch stream's summary at `cut`; None if it has no event counted there."""
