@@ -99,6 +99,26 @@ def stream_rows(
     return [with_corrections(r, fixes) for r in rows] if fixes else rows
 
 
+# The KPIs of a batch's SLA items and rectifications: `case_rows` gives them all.
+CASE_KPIS = (
+    "sla_on_time_rate", "penalty_points", "complaint_handling_timeliness",
+    "rectification_completion_rate",
+)  # fmt: skip
+
+
+def case_rows(case: list[Fact], policies: PolicyHistory, trusted: frozenset[str]) -> list[Row]:
+    """A batch's rows of CASE_KPIS from its `case`: its notifications, the answers, plans,
+    completions and verifications, and the corrections of them. They depend on no other event
+    of the batch, so these rows are those `stream_rows` gives of the whole batch."""
+    ordered = sorted(case, key=lambda f: f.position)
+    rows = [
+        *_sla_rows(ordered, policies, trusted, complaint=False),
+        *_rectification_rows(ordered, effective_data(ordered), policies, trusted),
+    ]
+    fixes = corrections(ordered)
+    return [with_corrections(r, fixes) for r in rows] if fixes else rows
+
+
 def corrections(facts: list[Fact]) -> dict[str, tuple[str, ...]]:
     """The corrections among `facts` of each event they correct, in position order."""
     found: dict[str, tuple[str, ...]] = {}

@@ -26,11 +26,13 @@ from ledger.domain.time import format_time, parse_time
 from ledger.readmodels.facts import Fact, effective_data
 from ledger.readmodels.kpis.evolve import (
     ALL_OF,
+    CASE_KPIS,
     ONE,
     PRODUCTION,
     SHIPPED_CUSTOMERS,
     Row,
     batch_context,
+    case_rows,
     corrections,
     cost_rows,
     lot_rows,
@@ -40,7 +42,7 @@ from ledger.readmodels.kpis.evolve import (
 )
 from ledger.readmodels.kpis.report import fraction
 from ledger.readmodels.kpis.sums import Exact, Sum, SumKey, exact, parse, path_of
-from ledger.readmodels.sla.evolve import FULFILLED_BY
+from ledger.readmodels.sla.evolve import FULFILLED_BY, PolicyHistory
 
 # Events whose rows (or whose effect on other rows) depend on other events of their stream.
 NEEDS_STREAM = frozenset(
@@ -50,6 +52,9 @@ NEEDS_STREAM = frozenset(
         "verification.recorded", *FULFILLED_BY.values(),
     }
 )  # fmt: skip
+# A batch's events that its rows of CASE_KPIS depend on (with the corrections of them): one of
+# them takes those rows again from these events of the batch alone (`case_rows`).
+CASE_TYPES = frozenset({"notification.sent", *FULFILLED_BY.values()})
 # Events whose correction changes only the corrected event's own rows (folded, in a registered
 # batch or lot); a correction of any other event recomputes its stream.
 OWN_ROWS = frozenset(
@@ -64,7 +69,7 @@ OWN_ROW_KPIS = (
 # KPIs whose entity gathers rows of many events of a stream: `Folded.groups` keeps them.
 GROUPED = frozenset({"inspection_miss_rate", "material_reject_rate", "complaint_rate"})
 GroupKey = tuple[str, str, str]  # (kpi, department, entity)
-STATE_VERSION = 3  # of what `Folded.to_json` writes; a state of another is taken again
+STATE_VERSION = 4  # of what `Folded.to_json` writes; a state of another is taken again
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,15 @@ class Step:
     state: Folded
     rows: list[Row]
     removed: tuple[str, ...] = ()
+    retaken: tuple[str, ...] = ()  # KPIs whose rows `rows` replace, all of them
+
+
+def in_case(fact: Fact, targets: Mapping[str, Fact]) -> bool:
+    """Whether `fact` is one of the events CASE_TYPES names, or a correction of one."""
+    if fact.type == "event.corrected":
+        target = targets.get(fact.record["data"]["corrects_event_id"])
+        return target is not None and target.type in CASE_TYPES
+    return fact.type in CASE_TYPES
 
 
 def foldable(
@@ -239,6 +253,8 @@ def foldable(
     `targets` holds the events that the page's corrections correct."""
     if state is None or fact is None:
         return False
+    if unit[0] == "batch" and fact.stream == unit and in_case(fact, targets or {}):
+        return True
     if fact.type == "event.corrected":
         target = (targets or {}).get(fact.record["data"]["corrects_event_id"])
         return (
@@ -262,12 +278,22 @@ def fold(
     current: Callable[[str], Row | None],
     of_kpi: Callable[[str], list[Row]],
     targets: Mapping[str, Fact] | None = None,
+    *,
+    case: list[Fact] | None = None,
+    policies: PolicyHistory | None = None,
+    trusted: frozenset[str] = frozenset(),
 ) -> Step | None:
     """What `fact` does to the rows of stream `unit`, or None if that takes the whole stream.
     `current(key)` is the stream's row of that key in force before `fact`, `of_kpi(kpi)` its
-    rows of that KPI, `targets` the events the page's corrections correct."""
+    rows of that KPI, `targets` the events the page's corrections correct; for an event of a
+    batch's case, `case` is the case up to it, with the `policies` and `trusted` sources."""
     if not foldable(state, fact, unit, targets):
         return None
+    if unit[0] == "batch" and in_case(fact, targets or {}):
+        if case is None:
+            return None
+        rows = case_rows(case, policies or PolicyHistory([]), trusted)
+        return Step(state, rows, retaken=CASE_KPIS)
     if fact.type == "cause.attributed":
         return _attributed(state, fact, unit, of_kpi)
     if fact.type == "complaint.filed":
@@ -276,6 +302,13 @@ def fold(
         assert targets is not None
         return _corrected(state, fact, targets[fact.record["data"]["corrects_event_id"]],
                           current, of_kpi)  # fmt: skip
+    return _added(state, fact, unit, current)
+
+
+def _added(
+    state: Folded, fact: Fact, unit: tuple[str, str], current: Callable[[str], Row | None]
+) -> Step:
+    """An event that adds rows of its own (a rework also changes its batch's rework_rate)."""
     d = fact.record["data"]
     rows = _event_rows(state, fact, d)
     if state.kind == "production" and fact.type == "rework.recorded":

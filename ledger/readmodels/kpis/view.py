@@ -46,6 +46,7 @@ from ledger.readmodels.kpis.fold import (
     foldable,
     group_key,
     group_sums,
+    in_case,
 )
 from ledger.readmodels.kpis.report import Loader, Parts, Period, Sums
 from ledger.readmodels.kpis.sums import (
@@ -84,6 +85,7 @@ SUM_INSERT = [*SUM_KEY, ("valid_to", "bigint"), ("num", "text"), ("den", "text")
               ("entities", "bigint")]  # fmt: skip
 LINK_COLUMNS = [("batch_id", "text"), ("complaint_id", "text")]
 STATE_COLUMNS = [("unit", "text"), ("state", "text"), ("position", "bigint")]
+CASE_COLUMNS = [("unit", "text"), ("position", "bigint"), ("event_id", "text")]
 SUM_KEY_NAMES = ("bucket", "person", "kpi", "department", "label")
 
 
@@ -120,6 +122,7 @@ class _Page:
     policies: list[Fact]
     trusted: frozenset[str]
     targets: dict[str, Fact]  # the events the page's corrections correct, by event id
+    cases: dict[Unit, list[Fact]]  # the stored case of each folded batch the page adds to
 
 
 class KpiBoard:
@@ -146,7 +149,7 @@ class KpiBoard:
     def reset(self, views: Views, cursor: Any) -> None:
         cursor.execute(views.sql("DELETE FROM {rm_kpi_rows}"))
         cursor.execute(views.sql("DELETE FROM {rm_kpi_links}"))
-        for table in ("rm_kpi_sums", "rm_kpi_sum_keys", "rm_kpi_state"):
+        for table in ("rm_kpi_sums", "rm_kpi_sum_keys", "rm_kpi_state", "rm_kpi_case_events"):
             cursor.execute(views.sql(f"DELETE FROM {views.table(table)}"))
 
     def _policy_facts(self, upto: int) -> list[Fact]:
@@ -182,9 +185,38 @@ class KpiBoard:
                     stream(("complaint", complaint_id))
                 )
         loaded = {unit: (stream(unit), contexts.get(unit, [])) for unit in whole}
+        cases = self._cases([
+            unit for unit, positions in touched.items()
+            if unit not in wanted and any(_of_case(by_position.get(p), unit, targets)
+                                          for p in positions)
+        ])  # fmt: skip
         return _Page(
-            touched, states, loaded, sorted(links), list(policies), self.trusted(), targets
-        )
+            touched, states, loaded, sorted(links), list(policies), self.trusted(), targets,
+            cases,
+        )  # fmt: skip
+
+    def _cases(self, units: list[Unit]) -> dict[Unit, list[Fact]]:
+        """The case of each of these batches as stored before the page (`rm_kpi_case_events`),
+        read by event id."""
+        found: dict[Unit, list[str]] = {unit: [] for unit in units}
+        by_prefix = {_prefix(u): u for u in units}
+        for i in range(0, len(units), 500):
+            chunk = list(by_prefix)[i : i + 500]
+            with self.views.transaction(commit=False) as cursor:
+                cursor.execute(
+                    self.views.sql(
+                        f"SELECT unit, event_id FROM {self.views.table('rm_kpi_case_events')} "
+                        f"WHERE unit IN ({', '.join('?' * len(chunk))}) ORDER BY unit, position"
+                    ),
+                    chunk,
+                )
+                for r in cursor.fetchall():
+                    found[by_prefix[r["unit"]]].append(r["event_id"])
+        rows = self.ledger.events_by_id([e for ids in found.values() for e in ids])
+        return {
+            unit: [Fact(rows[e].record(), rows[e].position, rows[e].recorded_at) for e in ids]
+            for unit, ids in found.items()
+        }
 
     def _targets(self, facts: list[Fact]) -> dict[str, Fact]:
         """The events that the page's corrections in batches correct, by event id: of the page,
@@ -278,23 +310,36 @@ class KpiBoard:
         deltas: dict[int, dict[SumKey, list[Any]]] = {}
         versions = Versions()
         saved: list[list[Any]] = []
+        cased: list[list[Any]] = []
         for unit, positions in page.touched.items():
             prefix = _prefix(unit)
             rows = _Rows(views, cursor, prefix, current.get(prefix) if unit in page.whole else None)
             state = page.states.get(prefix)
+            case = page.cases.get(unit)
             for position in sorted(positions):
                 fact = by_position.get(position)
+                if case is not None and _of_case(fact, unit, page.targets):
+                    assert fact is not None
+                    case = [*case, fact]
                 step = None
                 if state is not None and fact is not None:
-                    step = fold(state, fact, unit, rows.row, rows.of_kpi, page.targets)
+                    history = PolicyHistory([f for f in page.policies if f.position <= position])
+                    step = fold(state, fact, unit, rows.row, rows.of_kpi, page.targets,
+                                case=case, policies=history, trusted=page.trusted)  # fmt: skip
                 if state is not None and step is not None:
-                    _folded(state, step, position, rows, deltas, versions)
+                    (_retaken if step.retaken else _folded)(
+                        state, step, position, rows, deltas, versions
+                    )
                     state = step.state
                 else:
                     state = self._recompute(page, unit, position, rows, deltas, versions)
             assert state is not None
             saved.append([prefix, state.to_json(), max(positions)])
+            cased += _case_rows(page, unit, positions, case)
         versions.write(views, cursor, views.table("rm_kpi_rows"), ROW_COLUMNS)
+        views.insert_many(
+            cursor, views.table("rm_kpi_case_events"), CASE_COLUMNS, cased, conflict="DO NOTHING"
+        )
         self._add(views, cursor, deltas)
         views.insert_many(
             cursor, views.table("rm_kpi_state"), STATE_COLUMNS, saved,
@@ -533,6 +578,56 @@ def _regrouped(
         for other_key, (other, other_depth) in rows.group(entity).items():
             if other_key not in keys and depth_in(new, other) != other_depth:
                 rows.write(versions, other_key, position, other, depth_in(new, other))
+
+
+def _retaken(
+    before: Folded,
+    step: Step,
+    position: int,
+    rows: _Rows,
+    deltas: dict[int, dict[SumKey, list[Any]]],
+    versions: Versions,
+) -> None:
+    """Note the versions and the sums' deltas of a step whose rows replace every row of its
+    KPIs (`step.retaken`): all of an entity's rows are among them, before and after."""
+    held = {
+        f"{rows.prefix}|{r.key}": rows.seen(f"{rows.prefix}|{r.key}")
+        for kpi in step.retaken
+        for r in rows.of_kpi(kpi)
+    }
+    sums, _ = contribution([h[0] for h in held.values() if h is not None])
+    new_sums, loose = contribution(step.rows)
+    changes(deltas.setdefault(position, {}), sums, new_sums)
+    new = {f"{rows.prefix}|{r.key}": (r, loose.get(r.key)) for r in step.rows}
+    for key in held:
+        if key not in new:
+            rows.remove(versions, key, position)
+    for key, (row, depth) in new.items():
+        if held.get(key) != (row, depth):
+            rows.write(versions, key, position, row, depth)
+
+
+def _of_case(fact: Fact | None, unit: Unit, targets: dict[str, Fact]) -> bool:
+    """Whether `fact` is an event of batch `unit`'s case (`fold.CASE_TYPES`)."""
+    return (
+        fact is not None and unit[0] == "batch" and fact.stream == unit and in_case(fact, targets)
+    )
+
+
+def _case_rows(
+    page: _Page, unit: Unit, positions: set[int], case: list[Fact] | None
+) -> list[list[Any]]:
+    """The rows of `rm_kpi_case_events` for what the page counted of batch `unit`: its case
+    as folded, or, for a batch read whole, every event of its case up to the page's last
+    position of it."""
+    if unit[0] != "batch":
+        return []
+    if unit in page.whole:
+        facts = [f for f in page.whole[unit][0] if f.position <= max(positions)]
+        own = {f.event_id: f for f in facts}
+        case = [f for f in facts if _of_case(f, unit, own)]
+        return [[_prefix(unit), f.position, f.event_id] for f in case]
+    return [[_prefix(unit), f.position, f.event_id] for f in case or [] if f.position in positions]
 
 
 def _prefix(unit: Unit) -> str:

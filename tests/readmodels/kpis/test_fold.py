@@ -22,6 +22,7 @@ from ledger.readmodels.kpis.fold import (
     fold,
     group_key,
     group_sums,
+    in_case,
 )
 from ledger.readmodels.kpis.sums import contribution
 from ledger.readmodels.sla.evolve import PolicyHistory
@@ -32,6 +33,7 @@ COMPLAINTS = (("complaint", "C-0"), ("complaint", "C-1"))
 KINDS = (
     "inspect", "inspect", "inspect", "process", "rework", "ship", "lot_test", "register",
     "complaint", "attribute", "correct", "correct", "cost", "notify", "answer", "escalate",
+    "rectify",
 )  # fmt: skip
 BATCH_KINDS = frozenset({"register", "inspect", "process", "rework", "ship", "lot_test"})
 NO_POLICIES = PolicyHistory([])
@@ -142,6 +144,15 @@ class History:
         if kind == "answer":
             unit = (BATCH, *COMPLAINTS)[n % 3]
             return self.add(unit, "investigation.reported", {}, hours, who, "production")
+        if kind == "rectify":  # a plan, its completion or a verification, on time or not
+            unit = (BATCH, *COMPLAINTS)[n % 3]
+            due = (START + timedelta(hours=hours + (48 if flag else -48))).isoformat()
+            event_type, data = (
+                ("rectification.planned", {"plan": "p", "owner_id": who, "due_at": due}),
+                ("rectification.completed", {"summary": "s"}),
+                ("verification.recorded", {"result": "pass" if flag else "fail"}),
+            )[hours % 3]
+            return self.add(unit, event_type, data, hours, who, "production")
         if kind == "escalate" and self.facts:
             target = self.facts[n % len(self.facts)]
             data = {"notification_event_id": target.event_id}
@@ -154,27 +165,40 @@ class History:
         return None
 
     def _correct(self, target: Fact, flag: bool, hours: int, who: str) -> Fact | None:
-        data = dict(target.record["data"])
-        if "defects" in data:
-            data["defects"] = 0 if flag else 3
-            data["result"] = "pass" if flag else "fail"
-            if flag:  # a final inspection that was in process, or the other way round
-                swap = {"final": "in_process", "in_process": "final"}
-                data["stage"] = swap.get(data["stage"], data["stage"])
-        elif "batch_ids" in data:
-            data["batch_ids"] = ["B-1"] if flag else []
-        elif "controllable" in data:
-            data["controllable"] = flag
-        elif "units" in data:
-            data["units"] = 7
-        elif "quantity" in data:
-            data["quantity"] = 99
-        elif "within_spec" in data:
-            data["within_spec"] = flag
-        else:
+        data = corrected(dict(target.record["data"]), flag, hours)
+        if data is None:
             return None
         correction = {"corrects_event_id": target.event_id, "reason": "r", "data": data}
         return self.add(target.stream, "event.corrected", correction, hours, who)
+
+
+# How a correction changes an event's data, by a field only that event's type has.
+CORRECTED: dict[str, Callable[[dict[str, Any], bool, int], Any]] = {
+    "batch_ids": lambda d, flag, _: ["B-1"] if flag else [],
+    "controllable": lambda d, flag, _: flag,
+    "units": lambda d, flag, _: 7,
+    "quantity": lambda d, flag, _: 99,
+    "within_spec": lambda d, flag, _: flag,
+    "result": lambda d, flag, _: "pass" if flag else "fail",  # a lot's test, a verification
+    "due_at": lambda d, flag, hours: (START + timedelta(hours=hours if flag else 0)).isoformat(),
+    "action": lambda d, flag, _: "rectification_plan" if flag else "investigate",
+}
+
+
+def corrected(data: dict[str, Any], flag: bool, hours: int) -> dict[str, Any] | None:
+    """The data a correction gives an event, or None for an event the test does not correct."""
+    if "defects" in data:
+        data["defects"] = 0 if flag else 3
+        data["result"] = "pass" if flag else "fail"
+        if flag:  # a final inspection that was in process, or the other way round
+            swap = {"final": "in_process", "in_process": "final"}
+            data["stage"] = swap.get(data["stage"], data["stage"])
+        return data
+    field = next((f for f in CORRECTED if f in data), None)
+    if field is None:
+        return None
+    data[field] = CORRECTED[field](data, flag, hours)
+    return data
 
 
 def touched(fact: Fact, history: History) -> list[tuple[str, str]]:
@@ -234,13 +258,16 @@ def test_folded_rows_equal_the_rows_recomputed_from_every_event_of_the_stream(
             step = None
             if state is not None:
                 targets = {f.event_id: f for f in history.facts}
-                step = fold(state, fact, unit, held.get, of_kpi(held), targets)
+                case = [f for f in history.of(unit) if in_case(f, targets)]
+                step = fold(state, fact, unit, held.get, of_kpi(held), targets, case=case)
             if step is None:
                 found = recomputed(history, unit)
                 rows[unit] = {r.key: r for r in found}
                 state = derive(history.of(unit), history.context(unit), found)
             else:
                 state = step.state
+                for key in [k for k, r in held.items() if r.kpi in step.retaken]:
+                    del held[key]
                 held.update((r.key, r) for r in step.rows)
                 for key in step.removed:
                     del held[key]

@@ -105,3 +105,37 @@ def test_an_attribution_flips_a_long_batchs_adjusted_rows_without_reading_the_ba
         projections.kpis.catch_up()
         agree(projections, ledger.last_position())
     assert ("batch", batch) not in read
+
+
+def test_a_long_batchs_notifications_answers_and_rectification_are_counted_without_reading_it(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's SLA and rectification rows are taken again from its stored case (its
+    notifications, answers, plans, completions, verifications and their corrections) alone."""
+    projections = Projections(ledger)
+    story = Story(ledger, projections)
+    batch = story.batch(0, START)
+    for hours in range(30):
+        inspect(story, batch, hours, "in_process", hours % 2)
+    ask = {"to_department": "production", "action": "rectification_plan"}
+    story.send("notification.sent", batch, ask, START + timedelta(hours=31))
+    projections.kpis.catch_up()
+    read = counting_stream_reads(ledger, monkeypatch)
+    due = (START + timedelta(days=3)).isoformat()
+    plan = story.send("rectification.planned", batch, {"plan": "p", "owner_id": "E2",
+                      "due_at": due}, START + timedelta(hours=40),
+                      department="production")  # fmt: skip
+    projections.kpis.catch_up()
+    agree(projections, ledger.last_position())
+    story.send("notification.sent", batch, {"to_department": "production", "action": "verify"},
+               START + timedelta(hours=41))  # fmt: skip
+    story.send("event.corrected", batch, {"corrects_event_id": plan, "reason": "r", "data": {
+               "plan": "p", "owner_id": "E3", "due_at": due}}, START + timedelta(hours=42),
+               department="production")  # fmt: skip
+    story.send("rectification.completed", batch, {"summary": "s"}, START + timedelta(hours=50),
+               department="production")  # fmt: skip
+    inspect(story, batch, 51)
+    story.send("verification.recorded", batch, {"result": "pass"}, START + timedelta(hours=60))
+    projections.kpis.catch_up()
+    assert read == []
+    agree(projections, ledger.last_position())
