@@ -308,16 +308,19 @@ class _Worker:
     """`ledger projections run`: the read models' catch-up as a process of its own. SIGINT and
     SIGTERM only set `stopping`; the main thread then stops the catch-ups, each after its page."""
 
-    def __init__(self, parts: Parts, stopping: threading.Event) -> None:
-        self.projections = parts.projections
+    def __init__(
+        self, parts: Parts, runners: dict[str, ProjectionRunner], stopping: threading.Event
+    ) -> None:
+        self.runners = runners
         self.ledger = parts.ledger
         self.stopping = stopping
         self.reported: dict[str, tuple[int, int]] = {}
 
     def follow(self, interval: float) -> None:
-        names = ", ".join(self.projections.runners)
+        names = ", ".join(self.runners)
         log.info("keeping %s caught up, looking for new events every %g s", names, interval)
-        self.projections.follow(interval)
+        for runner in self.runners.values():
+            runner.follow(interval)
         while not self.stopping.wait(REPORT_SECONDS):
             self.report()
         self.stop()
@@ -327,7 +330,8 @@ class _Worker:
 
         def catch_up() -> None:
             try:
-                self.projections.catch_up()
+                for runner in self.runners.values():
+                    runner.catch_up()
             except Exception as e:  # reported by the main thread
                 failed.append(e)
 
@@ -338,13 +342,15 @@ class _Worker:
             if time.monotonic() - began >= REPORT_SECONDS:
                 self.report()
                 began = time.monotonic()
-        self.projections.stop()
+        for runner in self.runners.values():
+            runner.stop()
         thread.join()
         self.stop()
         return failed[0] if failed else None
 
     def stop(self) -> None:
-        self.projections.close()  # each background catch-up finishes its page
+        for runner in self.runners.values():
+            runner.close()  # each background catch-up finishes its page
         self.report()
         log.info(
             "stopped: %s", ", ".join(f"{n} at position {p}" for n, (p, _) in self.reported.items())
@@ -353,7 +359,7 @@ class _Worker:
     def report(self) -> None:
         """Where each read model stands, when it moved since the last report."""
         last = self.ledger.last_position()
-        for name, runner in self.projections.runners.items():
+        for name, runner in self.runners.items():
             position = runner.position
             if self.reported.get(name) == (position, last):
                 continue
@@ -367,6 +373,7 @@ class _Worker:
 
 @projections_app.command("run")
 def projections_run(
+    name: Annotated[str | None, typer.Argument(help="one read model; all when omitted")] = None,
     once: Annotated[bool, typer.Option("--once", help="catch up once, then exit")] = False,
 ) -> None:
     """Keep the read models caught up with the events until SIGINT or SIGTERM, each stopping
@@ -378,7 +385,11 @@ def projections_run(
         signal.signal(number, lambda *_: stopping.set())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with cli_keys.opened(settings) as parts:
-        worker = _Worker(parts, stopping)
+        runners = parts.projections.runners
+        if name is not None and name not in runners:
+            err.print(f"[red]no read model {name!r}; there are: {', '.join(runners)}[/red]")
+            raise typer.Exit(2)
+        worker = _Worker(parts, {name: runners[name]} if name else runners, stopping)
         if not once:
             worker.follow(settings.projection_poll_seconds)
         elif (failed := worker.once()) is not None:

@@ -77,8 +77,27 @@ def test_projections_run_once_catches_up_and_exits_0(
         env=environment(database_url), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert positions(parts) == {"sla_board": last, "kpis": last}
+    assert positions(parts) == dict.fromkeys(parts.projections.runners, last)
     assert f"kpis caught up at position {last}" in done.stderr, done.stderr
+
+
+def test_projections_run_once_with_a_name_catches_up_that_read_model_alone(
+    parts: bootstrap.Parts, database_url: str
+) -> None:
+    last = append(parts, 20, "one")
+    done = subprocess.run(
+        [*LEDGER, "projections", "run", "kpis", "--once"],
+        env=environment(database_url), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert {n: p for n, p in positions(parts).items() if p == last} == {"kpis": last}
+    unknown = subprocess.run(
+        [*LEDGER, "projections", "run", "no-such-model", "--once"],
+        env=environment(database_url), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    names = ", ".join(parts.projections.runners)
+    assert f"no read model 'no-such-model'; there are: {names}" in unknown.stderr
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
