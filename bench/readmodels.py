@@ -10,19 +10,19 @@ the same run, on SQLite and PostgreSQL.
 Measurements (each selected by its flag; none given runs them all):
 
 --long    long streams: 1,000 events appended to a batch already holding N events
-          (--long-events), against the same 1,000 appended to new streams of ten; for each read
-          the time from the first append until it answers 200 counting the last one, and the
-          ratio long / new (goal ≤ 1.5×).
+          (--long-events), against the same 1,000 appended to new streams of ten, with the
+          server's own catch-up off; then each stored read model's catch-up of those 1,000
+          (as `ledger projections run NAME --once` logs it), and the ratio long / new (goal
+          ≤ 1.5×). The appends' own time is reported beside them.
 --rebuild catch-up rate: `ledger projections rebuild` of each read model over M events
           (--rebuild-events), beside a plain sequential read of the same rows (sqlite3 /
           psycopg); the ratio of the rates.
 --pace    keeping pace: the append ceiling (single-event appends, --clients connections, no
           reads), then a steady load at half of it for D seconds (--pace-seconds) while each
           stored read model is read back to back (its lag: how long a read that must count
-          every acknowledged append takes), then the same load with projections stopped; append
-          p50/p99 of both and the ratio of the p99s. Today a read model catches up only when a
-          read asks, so "stopped" is the same load with no reads; a server that catches up on
-          its own needs a setting that stops it (--stop-projections-env NAME=VALUE).
+          every acknowledged append takes), then the same load on a server whose catch-up is
+          off (--stop-projections-env, LEDGER_SERVE_PROJECTIONS=false); append p50/p99 of both
+          and the ratio of the p99s.
 --reads   reads at scale: p50/p99 of an SLA board read, the timeline and the responsibility
           chain of a complaint whose batch holds B events (--big-batch) beside one whose batch
           holds ten, and the KPI read, live and as of the middle of M events (--reads-events).
@@ -253,8 +253,11 @@ class Backend:
             env["PYTHONPATH"] = self.source
         return env
 
-    def run(self, args: list[str], timeout: float, **extra: str) -> tuple[float, str]:
-        """Run `ledger ARGS`; (seconds, stdout). DidNotFinish past `timeout`."""
+    def run(
+        self, args: list[str], timeout: float, *, log: bool = False, **extra: str
+    ) -> tuple[float, str]:
+        """Run `ledger ARGS`; (seconds, stdout, or stderr with `log`). DidNotFinish past
+        `timeout`."""
         began = time.perf_counter()
         try:
             done = subprocess.run(
@@ -266,7 +269,7 @@ class Backend:
         seconds = time.perf_counter() - began
         if done.returncode != 0 and args[:2] != ["projections", "rebuild"]:
             raise RuntimeError(f"ledger {' '.join(args)} failed: {done.stderr[-2000:]}")
-        return seconds, done.stdout
+        return seconds, done.stderr if log else done.stdout
 
     def raw_read(self) -> tuple[int, float]:
         """(rows, seconds) of SELECT * of the events table in position order."""
@@ -463,6 +466,20 @@ def all_counted(
 # ---------------------------------------------------------------- 1. long streams
 
 
+CAUGHT_UP = re.compile(r"(\S+) counted (\d+) event\(s\) in ([0-9.]+) s")
+
+
+def catch_up(backend: Backend, name: str, timeout: float) -> Took:
+    """Seconds of one read model's catch-up, as `ledger projections run NAME --once` logs it
+    (the command's start and the opening of the ledger left out)."""
+    try:
+        _, log = backend.run(["projections", "run", name, "--once"], timeout, log=True)
+    except DidNotFinish:
+        return None
+    found = [float(m[3]) for m in CAUGHT_UP.finditer(log) if m[1] == name]
+    return found[-1] if found else f"no catch-up logged: {log[-300:]}"
+
+
 def long_streams(kind: str, args: argparse.Namespace, say: Report) -> None:
     n, rng = args.long_events, random.Random(1)
     say(f"\n## long streams, {kind}: {APPENDED:,} events onto a batch of {n:,}, or new streams")
@@ -477,41 +494,38 @@ def long_streams(kind: str, args: argparse.Namespace, say: Report) -> None:
         except DidNotFinish:
             say(f"- setup: `ledger projections rebuild` did not finish in {args.timeout:.0f} s")
             return
-        server = Server(backend, args.sla_tick, {})
+        # The server appends only: each read model then catches up on the 1,000 alone.
+        off = {"LEDGER_SERVE_PROJECTIONS": "false"}
+        server = Server(backend, 3600, off)
+        models = args.models.split(",")
+        figures: dict[str, dict[str, Took]] = {}
         try:
-            figures = {}
             at = START + timedelta(days=3)
             new = [e for s in range(APPENDED // 10) for e in stream_of(f"N-{s}", 10, at, rng)]
             onto_long = [inspected("L", at + timedelta(seconds=i), rng) for i in range(APPENDED)]
-            for label, events, comp in (("new", new, "C-S"), ("long", onto_long, "C-L")):
-                reads = {
-                    "sla_board (GET /v1/sla)": "/v1/sla",
-                    "kpis (GET /v1/kpis)": f"/v1/kpis?period={PERIOD}",
-                    "responsibility (computed on read)": f"/v1/complaints/{comp}/responsibility",
-                }
+            for label, events in (("new", new), ("long", onto_long)):
                 client = Client(server)
                 began = time.perf_counter()
-                last = max(client.append(events[i : i + 100]) for i in range(0, APPENDED, 100))
-                appended = time.perf_counter() - began
+                for i in range(0, APPENDED, 100):
+                    client.append(events[i : i + 100])
+                figures.setdefault("append (POST /v1/events, batches of 100)", {})[label] = (
+                    time.perf_counter() - began
+                )
                 client.close()
-                figures[label] = all_counted(server, reads, last, args.timeout, began)
-                say(
-                    f"- {label}: {APPENDED:,} appended over HTTP (batches of 100), {appended:.2f} s"
-                )
-                if not all(isinstance(v, float) for v in figures[label].values()):
-                    break  # the server is still catching up: what follows would measure that
-            say("")
-            say(f"| read ({kind}, N = {n:,}) | new streams | onto N | ratio (goal ≤ 1.5×) |")
-            say("|---|---:|---:|---:|")
-            for read, new_s in figures["new"].items():
-                long_s = figures.get("long", {}).get(read)
-                say(
-                    f"| {read} | {secs(new_s, args.timeout)} | "
-                    f"{secs(long_s, args.timeout) if 'long' in figures else 'not run'} | "
-                    f"{ratio(long_s, new_s)} |"
-                )
+                for name in models:
+                    figures.setdefault(f"{name} catch-up", {})[label] = catch_up(
+                        backend, name, args.timeout
+                    )
         finally:
             server.stop()
+        say("")
+        say(f"| ({kind}, N = {n:,}) | new streams | onto N | ratio (goal ≤ 1.5×) |")
+        say("|---|---:|---:|---:|")
+        for what, by in figures.items():
+            say(
+                f"| {what} | {secs(by.get('new'), args.timeout)} | "
+                f"{secs(by.get('long'), args.timeout)} | {ratio(by.get('long'), by.get('new'))} |"
+            )
 
 
 # ---------------------------------------------------------------- 2. catch-up rate
@@ -632,7 +646,8 @@ def lag_sampler(server: Server, path: str, load: Load, stop: threading.Event,
 def keeping_pace(kind: str, args: argparse.Namespace, say: Report) -> None:
     d, streams = args.pace_seconds, args.pace_streams
     say(f"\n## keeping pace, {kind}: single-event appends at half the ceiling for {d:g} s")
-    reads = {"sla_board": "/v1/sla", "kpis": f"/v1/kpis?period={PERIOD}"}
+    reads = {"sla_board": "/v1/sla", "kpis": f"/v1/kpis?period={PERIOD}",
+             "casefiles": "/v1/batches/P-0/timeline?limit=1"}  # fmt: skip
     with fresh(kind, "pace", args.source) as backend:
         at = START + timedelta(days=4)
         batches = (registered(f"P-{s}", at) for s in range(streams))
@@ -788,20 +803,17 @@ def reads_at_scale(kind: str, args: argparse.Namespace, say: Report) -> None:
                 "responsibility, batch of 4": "/v1/complaints/C-0/responsibility",
                 f"KPIs (/v1/kpis?period={PERIOD})": f"/v1/kpis?period={PERIOD}",
             }
-            # one read model catching up at a time (today a read model catches up only when
-            # read), the KPIs last: their catch-up must not slow the other reads down
-            sla, kpis = (
-                {k: v for k, v in reads.items() if v.startswith(prefix)}
-                for prefix in ("/v1/sla", "/v1/kpis")
-            )
-            warm = all_counted(server, sla, len(events), args.timeout, time.perf_counter())
+            # the server catches every read model up in its background; each read is timed
+            # once its read model counts every event
+            kpis = {k: v for k, v in reads.items() if v.startswith("/v1/kpis")}
             others = {k: v for k, v in reads.items() if k not in kpis}
+            warm = all_counted(server, reads, len(events), args.timeout, time.perf_counter())
             p50s = read_table(server, others, warm, as_of, f"{kind}, {m:,} events", args, say)
-            warm |= all_counted(server, kpis, len(events), args.timeout, time.perf_counter())
             read_table(server, kpis, warm, as_of, "", args, say)
             say("")
             for name, took in warm.items():
-                say(f"- first read of {name} (its read model catching up from 0): "
+                say(f"- first read of {name} counting every event (the read models catching up "
+                    "from 0 in the server's background): "
                     f"{secs(took, args.timeout)}")  # fmt: skip
             say("")
             for read in ("timeline", "responsibility"):
@@ -852,12 +864,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
         f"--{k.replace('_', '-')} {v:.0f}" for k, v in REAL.items()))  # fmt: skip
     p.add_argument("--long-events", type=int, default=2000, help="N: the long stream's events")
     p.add_argument("--rebuild-events", type=int, default=20_000, help="M for the rebuild")
-    p.add_argument("--models", default="sla_board,kpis", help="read models to rebuild")
+    p.add_argument(
+        "--models", default="sla_board,kpis,casefiles", help="the stored read models to measure"
+    )
     p.add_argument("--pace-seconds", type=float, default=10.0, help="D: seconds of steady load")
     p.add_argument("--pace-streams", type=int, default=200, help="batches the load appends to")
     p.add_argument("--ceiling-seconds", type=float, default=5.0, help="of the ceiling run")
     p.add_argument("--clients", type=int, default=4, help="connections of the append load")
-    p.add_argument("--stop-projections-env", default="", metavar="NAME=VALUE",
+    p.add_argument("--stop-projections-env", default="LEDGER_SERVE_PROJECTIONS=false",
+                   metavar="NAME=VALUE",
                    help="a server setting that stops its projections (comparison run)")  # fmt: skip
     p.add_argument("--reads-events", type=int, default=20_000, help="M for the reads")
     p.add_argument("--big-batch", type=int, default=2000, help="B: events of the big batch")

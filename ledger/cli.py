@@ -330,8 +330,11 @@ class _Worker:
 
         def catch_up() -> None:
             try:
-                for runner in self.runners.values():
-                    runner.catch_up()
+                for name, runner in self.runners.items():
+                    began = time.perf_counter()
+                    counted = runner.catch_up()
+                    took = time.perf_counter() - began
+                    log.info("%s counted %d event(s) in %.3f s", name, counted, took)
             except Exception as e:  # reported by the main thread
                 failed.append(e)
 

@@ -6,6 +6,7 @@ SIGTERM after the page it is writing, exiting 0."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -91,6 +92,7 @@ def test_projections_run_once_with_a_name_catches_up_that_read_model_alone(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert {n: p for n, p in positions(parts).items() if p == last} == {"kpis": last}
+    assert re.search(rf"kpis counted {last} event\(s\) in [0-9.]+ s", done.stderr), done.stderr
     unknown = subprocess.run(
         [*LEDGER, "projections", "run", "no-such-model", "--once"],
         env=environment(database_url), capture_output=True, text=True, timeout=120,
