@@ -331,7 +331,9 @@ class Server:
 
     def __init__(self, backend: Backend, sla_tick: float, extra_env: dict[str, str]) -> None:
         self.backend = backend
-        _, out = backend.run(["keys", "create", "--role", "admin", "--name", "bench"], 60)
+        _, out = backend.run(
+            ["keys", "create", "--role", "admin", "--name", f"bench-{uuid.uuid4().hex[:8]}"], 60
+        )
         self.key = out.strip().splitlines()[-1]
         self.port = free_port()
         self.log = (backend.workdir / f"serve-{self.port}.log").open("w")
