@@ -84,6 +84,24 @@ def _index_row(row: dict[str, Any]) -> IndexRow:
     )
 
 
+def _fill(pool: Any) -> None:
+    """Open the pool and wait, POOL_FILL_SECONDS at most, until it holds its connections.
+
+    Filled before anything takes a connection, the pool is full when the ledger is open: no
+    pool worker is still connecting (and drawing on the process's `random`, which the workers
+    use for jitter) after it, and the pool does not grow at once by one more connection for a
+    first request that found it empty. A server that cannot give that many connections in time
+    (its `max_connections` taken by other processes) leaves the ledger open with fewer, as the
+    pool's own `wait` would not: it closes the pool for good.
+    """
+    pool.open(wait=False)
+    deadline = time.monotonic() + POOL_FILL_SECONDS
+    while pool.get_stats().get("pool_available", 0) < pool.min_size:
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
+
+
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     """Stores events and the `event_id` index in one transaction; `recorded_at` is stamped by
     the column default `clock_timestamp()`, evaluated under the recorder's table lock."""
@@ -91,11 +109,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = EVENTS_TABLE
     ) -> None:
-        # Opened here, before anything takes a connection, the pool is full when the ledger is
-        # open: no pool worker is still connecting (and drawing on the process's `random`, which
-        # the workers use for jitter) after it, and the pool does not grow at once by one more
-        # connection for a first request that found it empty.
-        datastore.pool.open(wait=True, timeout=POOL_FILL_SECONDS)
+        _fill(datastore.pool)
         super().__init__(datastore, events_table_name=events_table_name)
         self.datastore.pool.reconnect_timeout = RECONNECT_TIMEOUT
         # POSTGRES_PRE_PING makes the pool check each connection it hands out with a round trip

@@ -34,6 +34,9 @@ from ledger.storage.rows import IndexRow, StoredRow, StreamType, predecessors
 
 EVENTS_TABLE = "ledger_events"
 
+# Event ids of one lookup query (see `_lookup`).
+LOOKUP_CHUNK = 1000
+
 
 class _ImmediateTransaction(SQLiteTransaction):
     def __enter__(self) -> SQLiteCursor:
@@ -209,14 +212,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             return self._lookup(c, event_ids)
 
     def _lookup(self, c: SQLiteCursor, event_ids: list[str]) -> list[IndexRow]:
-        marks = ",".join("?" * len(event_ids))
-        c.execute(
-            "SELECT i.event_id, e.notification_id, e.recorded_at, e.state FROM event_ids i "
-            f"JOIN {self.events_table_name} e ON e.notification_id = i.notification_id "
-            f"WHERE i.event_id IN ({marks})",
-            event_ids,
-        )
-        return [IndexRow(r[0], r[1], _parse_stamp(r[2]), r[3]) for r in c.fetchall()]
+        """In chunks of LOOKUP_CHUNK ids: SQLite builds allow as few as 32,766 variables."""
+        found: list[IndexRow] = []
+        for n in range(0, len(event_ids), LOOKUP_CHUNK):
+            chunk = event_ids[n : n + LOOKUP_CHUNK]
+            c.execute(
+                "SELECT i.event_id, e.notification_id, e.recorded_at, e.state FROM event_ids i "
+                f"JOIN {self.events_table_name} e ON e.notification_id = i.notification_id "
+                f"WHERE i.event_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found += [IndexRow(r[0], r[1], _parse_stamp(r[2]), r[3]) for r in c.fetchall()]
+        return found
 
     def select_streams(self, originator_ids: list[UUID]) -> list[StoredEvent]:
         if not originator_ids:
