@@ -59,7 +59,13 @@ def decode(text: str, query: str, key_types: tuple[type, ...]) -> Cursor:
     return Cursor(digest, position, now, tuple(after))
 
 
+# An integer of a cursor fits a signed 64-bit column (SQLite INTEGER, PostgreSQL bigint).
+MAX_INT = 2**63 - 1
+
+
 def _is(value: Any, kind: type) -> bool:
+    if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+        return False
     return isinstance(value, kind) and not isinstance(value, bool)
 
 

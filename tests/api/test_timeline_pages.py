@@ -3,9 +3,12 @@ a summary of each linked batch on the first page, the batches' events on the pag
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from fastapi.testclient import TestClient
 
 from tests.conftest import FrozenClock, envelope
@@ -144,3 +147,17 @@ def test_a_cursor_of_another_timeline_or_read_is_422_naming_cursor(
     for bad in ("x", "%%%", cursor[:-2]):
         cursor_error(client.get("/v1/complaints/C-1/timeline", params={"cursor": bad}))
     assert client.get("/v1/batches/B-1/timeline", params={"limit": 1001}).status_code == 422
+
+
+def test_a_forged_cursor_past_any_position_is_422_not_a_500(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    """A cursor is opaque, not signed: one forged with a key past what a 64-bit column holds
+    is refused like any other the ledger did not give."""
+    dispute(client, clock, 4)
+    cursor = client.get("/v1/batches/B-1/timeline", params={"limit": 1}).json()["next_cursor"]
+    raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    for after in ([raw[4][0], 2**63], [raw[4][0], -(2**64)], [raw[4][0], 10**30]):
+        text = json.dumps([*raw[:4], after]).encode()
+        forged = base64.urlsafe_b64encode(text).decode().rstrip("=")
+        cursor_error(client.get("/v1/batches/B-1/timeline", params={"cursor": forged}))
