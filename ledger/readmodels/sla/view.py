@@ -29,6 +29,21 @@ SLA_TYPES = frozenset(
 )
 
 
+class Policies:
+    """The policy history as counted at each position of a page: a policy set or corrected
+    later in the page does not count for the events before it."""
+
+    def __init__(self, facts: list[Fact]) -> None:
+        self.facts = sorted(facts, key=lambda f: f.position)
+        self._histories: dict[int, PolicyHistory] = {}
+
+    def at(self, position: int) -> PolicyHistory:
+        counted = sum(1 for f in self.facts if f.position <= position)
+        if counted not in self._histories:
+            self._histories[counted] = PolicyHistory(self.facts[:counted])
+        return self._histories[counted]
+
+
 class SlaBoard:
     """Projector of `rm_sla_items`."""
 
@@ -55,21 +70,30 @@ class SlaBoard:
         touch, and the whole events of the few streams that must be recomputed: those where
         a correction changes a notification or an escalation."""
         policies = self._policy_facts(facts[0].position - 1)
+        policy_ids = {f.event_id for f in policies if f.type == "policy.set"}
         touched: dict[tuple[str, str], list[Fact]] = {}
+        again: set[tuple[str, str]] = set()
         for f in facts:
             if f.type == "policy.set" or (f.type == "event.corrected" and f.stream[0] == "plan"):
                 policies.append(f)
+                if f.type == "policy.set":
+                    policy_ids.add(f.event_id)
+                elif f.record["data"]["corrects_event_id"] in policy_ids:
+                    # a corrected policy changes every item opened after it: all recomputed
+                    for key in self.ledger.streams_with("notification.sent"):
+                        touched.setdefault(key, []).append(f)
+                        again.add(key)
             elif f.type in SLA_TYPES:
                 touched.setdefault(f.stream, []).append(f)
         if not touched:
             return None
         last = facts[-1].position
-        again = self._recomputed(touched, facts)
+        again |= self._recomputed(touched, facts)
         streams = {
             key: [Fact.from_row(r) for r in rows if r.position <= last]
             for key, rows in self.ledger.streams_rows(sorted(again)).items()
         }
-        return touched, streams, PolicyHistory(policies), self.trusted()
+        return touched, streams, Policies(policies), self.trusted()
 
     def _recomputed(
         self, touched: dict[tuple[str, str], list[Fact]], facts: list[Fact]
@@ -105,12 +129,13 @@ class SlaBoard:
         one event at a time, except in the streams recomputed from all their events."""
         if gathered is None:
             return
-        touched, streams, history, trusted = gathered
+        touched, streams, policies, trusted = gathered
         current, opened = self._current(views, cursor, list(touched))
         versions = Versions()
         for (stream_type, stream_id), page in touched.items():
             stream = streams.get((stream_type, stream_id))
             for f in page:
+                history = policies.at(f.position)
                 if stream is not None:
                     upto = [g for g in stream if g.position <= f.position]
                     items = sla_items(upto, history, trusted)

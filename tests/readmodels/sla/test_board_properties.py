@@ -56,6 +56,8 @@ step = st.one_of(
               st.sampled_from(DEPARTMENTS), st.booleans()),
     st.tuples(st.just("tick"), st.integers(0, 3), st.sampled_from(ACTIONS),
               st.sampled_from(DEPARTMENTS), st.booleans()),
+    st.tuples(st.just("policy_fix"), st.integers(1, 72), st.sampled_from(ACTIONS),
+              st.sampled_from(DEPARTMENTS), st.booleans()),
 )  # fmt: skip
 
 
@@ -68,6 +70,7 @@ class Story:
         self.tag = uuid.uuid4().hex[:8]
         self.hours = 0
         self.notifications: list[tuple[str, str, dict[str, Any]]] = []
+        self.policies: list[str] = []
 
     def stream(self, i: int) -> dict[str, str]:
         kind = "complaint" if i % 2 == 0 else "batch"
@@ -131,8 +134,15 @@ class Story:
                       "quality", trusted)  # fmt: skip
         elif kind == "policy":
             sla = {"windows_hours": {action: n}, "breach_penalty_points": n % 5}
-            self.send("policy.set", {"type": "plan", "id": f"P-{self.tag}"}, {"sla": sla},
-                      "management", trusted)  # fmt: skip
+            event_id = self.send("policy.set", {"type": "plan", "id": f"P-{self.tag}"},
+                                 {"sla": sla}, "management", trusted)  # fmt: skip
+            if event_id:
+                self.policies.append(event_id)
+        elif kind == "policy_fix" and self.policies:  # a policy corrected after items opened
+            sla = {"windows_hours": {action: n + 24}, "breach_penalty_points": (n + 1) % 5}
+            self.send("event.corrected", {"type": "plan", "id": f"P-{self.tag}"},
+                      {"corrects_event_id": self.policies[-1], "reason": "r",
+                       "data": {"sla": sla}}, "management", trusted)  # fmt: skip
         elif kind == "tick":
             tick(self.projections, START + timedelta(hours=self.hours))
         elif kind == "reopen":
