@@ -132,21 +132,25 @@ class Story:
             self.send("event.corrected", stream, {"corrects_event_id": event_id,
                                                   "reason": "r", "data": fixed},
                       "quality", trusted)  # fmt: skip
-        elif kind == "policy":
-            sla = {"windows_hours": {action: n}, "breach_penalty_points": n % 5}
-            event_id = self.send("policy.set", {"type": "plan", "id": f"P-{self.tag}"},
-                                 {"sla": sla}, "management", trusted)  # fmt: skip
-            if event_id:
-                self.policies.append(event_id)
-        elif kind == "policy_fix" and self.policies:  # a policy corrected after items opened
-            sla = {"windows_hours": {action: n + 24}, "breach_penalty_points": (n + 1) % 5}
-            self.send("event.corrected", {"type": "plan", "id": f"P-{self.tag}"},
-                      {"corrects_event_id": self.policies[-1], "reason": "r",
-                       "data": {"sla": sla}}, "management", trusted)  # fmt: skip
+        elif kind in ("policy", "policy_fix"):
+            self.policy(kind, n, action, trusted)
         elif kind == "tick":
             tick(self.projections, START + timedelta(hours=self.hours))
         elif kind == "reopen":
             self.send("complaint.reopened", self.stream(0), {"reason": "again"}, "sales", trusted)
+
+    def policy(self, kind: str, n: int, action: str, trusted: bool) -> None:
+        """A policy set, or the last one corrected after items opened under it."""
+        plan = {"type": "plan", "id": f"P-{self.tag}"}
+        if kind == "policy":
+            sla = {"windows_hours": {action: n}, "breach_penalty_points": n % 5}
+            event_id = self.send("policy.set", plan, {"sla": sla}, "management", trusted)
+            if event_id:
+                self.policies.append(event_id)
+        elif self.policies:
+            sla = {"windows_hours": {action: n + 24}, "breach_penalty_points": (n + 1) % 5}
+            self.send("event.corrected", plan, {"corrects_event_id": self.policies[-1],
+                      "reason": "r", "data": {"sla": sla}}, "management", trusted)  # fmt: skip
 
 
 def all_facts(ledger: Ledger) -> list[Fact]:
