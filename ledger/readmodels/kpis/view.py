@@ -422,7 +422,11 @@ class KpiBoard:
                 if n:
                     until = steps[i + 1][0] if i + 1 < len(steps) else OPEN
                     inserts.append([*key, position, until, str(num), str(den), n])
-        views.update_many(cursor, table, ("valid_to", "bigint"), SUM_KEY, closes)
+        # The version closed is the open one: saying so lets PostgreSQL find it with one seek of
+        # rm_kpi_sums_open (bucket, person, valid_to), not a scan of every version of the pair.
+        views.update_many(
+            cursor, table, ("valid_to", "bigint"), SUM_KEY, closes, where=f"valid_to = {OPEN}"
+        )
         views.insert_many(cursor, table, SUM_INSERT, inserts)
         views.insert_many(
             cursor, views.table("rm_kpi_sum_keys"), SUM_KEY[:5], new_keys, conflict="DO NOTHING"
