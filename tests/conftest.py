@@ -89,6 +89,16 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     return db
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """LEDGER_DATABASE_URL of an empty database of each kind, for a `ledger` subprocess (which
+    migrates it itself)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ledger.sqlite"
+    schema = request.getfixturevalue("pg_schema")
+    return f"{POSTGRES_URL.split('?')[0]}?schema={schema}"
+
+
 class FrozenClock:
     """The ledger's clock, under the test's control.
 

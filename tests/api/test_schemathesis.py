@@ -12,20 +12,16 @@ fuzzing cases per operation (default 10), LEDGER_SCHEMATHESIS_SEED the seed (def
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import POSTGRES_URL
+from tests.support.served import LEDGER, serving
 
-LEDGER = [sys.executable, "-c", "from ledger.cli import main; main()"]
 SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli"]
 EXAMPLES = int(os.environ.get("LEDGER_SCHEMATHESIS_EXAMPLES", "10"))
 SEED = int(os.environ.get("LEDGER_SCHEMATHESIS_SEED", "1"))
@@ -73,12 +69,6 @@ values = {streams}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Served:
     url: str
@@ -92,14 +82,6 @@ def ledger_command(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.sqlite"
-    schema = request.getfixturevalue("pg_schema")
-    return f"{POSTGRES_URL.split('?')[0]}?schema={schema}"
-
-
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
     """`ledger serve` on a free port, holding the demo, with an admin key of its own."""
@@ -107,31 +89,9 @@ def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
     ledger_command(env, "demo")
     key = ledger_command(env, "keys", "create", "--role", "admin", "--name", "fuzzer")
     key = key.strip().splitlines()[-1]
-    port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*LEDGER, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"ledger serve stopped:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"ledger serve did not come up:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with serving(env, log) as url:
         yield Served(url, key, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_every_operation_passes_every_check_against_a_served_ledger(

@@ -7,9 +7,6 @@ succeed and raise the escalation that falls due."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,10 +20,10 @@ import pytest
 from ledger import bootstrap
 from ledger.settings import Settings
 from ledger.watcher import tick
-from tests.conftest import POSTGRES_URL, FrozenClock, bearer, envelope
+from tests.conftest import FrozenClock, bearer, envelope
+from tests.support.served import serving
 from tests.support.shifted import SHIFT_VARIABLE
 
-LEDGER = [sys.executable, "-c", "from ledger.cli import main; main()"]
 # The loops around the long batch pace themselves with timed waits, which never time out under
 # faketime (the shifted runs of tests/support/shifted.py): a test of load, not of dates.
 pytestmark = pytest.mark.skipif(
@@ -41,14 +38,6 @@ OTHER_APPENDS = 5  # at least, while the long batch goes in: they interleave rat
 P99_SECONDS = 1.0  # generous: the machine is shared
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.sqlite"
-    schema = request.getfixturevalue("pg_schema")
-    return f"{POSTGRES_URL.split('?')[0]}?schema={schema}"
-
-
 @pytest.fixture
 def parts(database_url: str, clock: FrozenClock) -> Iterator[bootstrap.Parts]:
     """Another process on the served database: it makes the keys and runs `ledger sla tick`'s
@@ -60,35 +49,13 @@ def parts(database_url: str, clock: FrozenClock) -> Iterator[bootstrap.Parts]:
         parts.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(database_url: str, parts: bootstrap.Parts, tmp_path: Path) -> Iterator[str]:
     """A `ledger serve` on the database, with its watcher ticking every second: its base URL."""
-    port = free_port()
     log = tmp_path / "serve.log"
     env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_SLA_TICK_SECONDS": "1"}
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [*LEDGER, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serving(env, log) as url:
+        yield url
     assert "Traceback" not in log.read_text(), log.read_text()
     assert "SLA watcher pass failed" not in log.read_text(), log.read_text()
 

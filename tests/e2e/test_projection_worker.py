@@ -8,38 +8,27 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import TypeAdapter
 
 from ledger import bootstrap
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.settings import Settings
-from tests.conftest import POSTGRES_URL, FrozenClock, envelope
+from tests.conftest import FrozenClock, envelope
+from tests.support.served import LEDGER, serving
 from tests.support.shifted import SHIFT_VARIABLE
 
-LEDGER = [sys.executable, "-c", "from ledger.cli import main; main()"]
 ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
 # A following catch-up looks for new events after a timed wait, which never times out under
 # faketime (the shifted runs of tests/support/shifted.py): a test of polling, not of dates.
 pytestmark = pytest.mark.skipif(
     SHIFT_VARIABLE in os.environ, reason="timed waits do not time out under faketime"
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.sqlite"
-    schema = request.getfixturevalue("pg_schema")
-    return f"{POSTGRES_URL.split('?')[0]}?schema={schema}"
 
 
 @pytest.fixture
@@ -131,33 +120,9 @@ def test_projections_run_follows_what_others_append_until_a_signal_and_exits_0(
     assert "stopped" in log.read_text(), log.read_text()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_served_ledger_keeps_its_read_models_caught_up_without_being_read(
     parts: bootstrap.Parts, database_url: str, tmp_path: Path
 ) -> None:
-    port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [*LEDGER, "serve", "--port", str(port)],
-            env=environment(database_url, LEDGER_SLA_TICK_SECONDS="3600"),
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with serving(environment(database_url, LEDGER_SLA_TICK_SECONDS="3600"), log):
         wait_until_counted(parts, append(parts, 80, "served"), log)
-    finally:
-        server.terminate()  # uvicorn ends by the signal it got: no exit status to check
-        server.wait(timeout=30)
