@@ -41,6 +41,11 @@ from ledger.readmodels.projections import Projections
 from ledger.readmodels.trusted import trusted_sources
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
+# The time both sides of each comparison settle their SLA items at (the report's "now"), and the
+# latest occurred_at the stories send. Fixed on purpose: the histories are of 2026 (their
+# periods too), so every occurred_at lies before the ledger's real clock, which stamps
+# recorded_at; the stored read and the recomputation both read those stamps and this NOW, so
+# they agree on any date (the faketime runs at +400 and +3650 days check it).
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # other tilings of the same sums; an offset of 5:07 has none (the read adds up every row)
