@@ -318,12 +318,13 @@ class KpiBoard:
             case = page.cases.get(unit)
             for position in sorted(positions):
                 fact = by_position.get(position)
+                history = None  # the policies counted here, for an event of the batch's case
                 if case is not None and _of_case(fact, unit, page.targets):
                     assert fact is not None
                     case = [*case, fact]
+                    history = PolicyHistory([f for f in page.policies if f.position <= position])
                 step = None
                 if state is not None and fact is not None:
-                    history = PolicyHistory([f for f in page.policies if f.position <= position])
                     step = fold(state, fact, unit, rows.row, rows.of_kpi, page.targets,
                                 case=case, policies=history, trusted=page.trusted)  # fmt: skip
                 if state is not None and step is not None:
@@ -559,10 +560,10 @@ def _folded(
         if was != (row, depth):
             rows.write(versions, key, position, row, depth)
     for entity in sorted(entities):
-        _regrouped(entity, before, after, keys, position, rows, delta, versions)
+        _entity_changed(entity, before, after, keys, position, rows, delta, versions)
 
 
-def _regrouped(
+def _entity_changed(
     entity: GroupKey,
     before: Folded,
     after: Folded,
