@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -29,6 +30,7 @@ from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.domain.messages import field_of, readable
 from ledger.settings import Settings
 from ledger.storage.database import Database, DatabaseURLError
+from ledger.worker import WorkerProcess, die_with_parent
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -75,7 +77,7 @@ def serve(
     from ledger.api import server
 
     settings = Settings()
-    _database(settings)
+    database = _database(settings)
     host, port = host or settings.host, port or settings.port
     config = server.server_config(settings, host=host, port=port, workers=workers)
     try:  # before a first key is made and shown: it would be no use on a port that is taken
@@ -91,7 +93,17 @@ def serve(
             err.print(f"[red]cannot start: {e}[/red]")
             raise typer.Exit(1) from None
         cli_keys.announce_first_key(settings)
-        if not server.serve(config, sock):
+        worker = None
+        if settings.serve_projections and database.kind == "postgresql":  # ledger/worker.py
+            worker = WorkerProcess()
+            os.environ["LEDGER_SERVE_PROJECTIONS"] = "false"  # the servers wait for it
+            worker.start()
+        try:
+            started = server.serve(config, sock, worker.stop if worker else lambda: None)
+        finally:
+            if worker is not None:
+                worker.stop()
+        if not started:
             raise typer.Exit(3)
 
 
@@ -379,13 +391,17 @@ def projections_run(
     name: Annotated[str | None, typer.Argument(help="one read model; all when omitted")] = None,
     once: Annotated[bool, typer.Option("--once", help="catch up once, then exit")] = False,
 ) -> None:
-    """Keep the read models caught up with the events until SIGINT or SIGTERM, each stopping
-    after the page it is writing: the catch-up for servers run with
-    LEDGER_SERVE_PROJECTIONS=false."""
+    """Keep the read models caught up with the events until SIGINT or SIGTERM.
+
+    Each stops after the page it is writing.
+
+    For servers run with LEDGER_SERVE_PROJECTIONS=false (PostgreSQL: ledger serve runs one).
+    """
     settings = Settings()
     stopping = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stopping.set())
+    die_with_parent()  # when `ledger serve` runs it
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with cli_keys.opened(settings) as parts:
         runners = parts.projections.runners

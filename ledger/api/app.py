@@ -42,10 +42,14 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         app.state.ledger = parts.ledger
         app.state.keys = parts.keys
         app.state.projections = parts.projections
-        # The served ledger keeps its read models caught up in the background (unless a worker
-        # does) and runs the SLA watcher; a ledger handed in (tests) is driven by hand.
+        # The served ledger's read models are kept caught up in the background, here or, with
+        # LEDGER_SERVE_PROJECTIONS=false, by a worker process whose positions reads wait for
+        # (`ledger serve` starts one beside its servers); it runs the SLA watcher. A ledger
+        # handed in (tests) is driven by hand.
         if owned and settings.serve_projections:
             parts.projections.follow(settings.projection_poll_seconds)
+        elif owned:
+            parts.projections.watch()
         watcher = Watcher(parts.projections, settings.sla_tick_seconds) if owned else None
         if watcher is not None:
             watcher.start()

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import socket
 from asyncio import TimerHandle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -104,15 +105,37 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: ServerConfig, sock: socket.socket) -> bool:
-    """Serve on the bound socket until stopped; False if the server did not start."""
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `on_stop` once it has shut down: uvicorn ends the process by
+    the signal it was stopped with as soon as `run` returns, before a caller's own clean-up."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        await asyncio.to_thread(self.on_stop)
+
+
+def serve(
+    config: ServerConfig, sock: socket.socket, on_stop: Callable[[], None] = lambda: None
+) -> bool:
+    """Serve on the bound socket until stopped, then call `on_stop`; False if the server did
+    not start."""
     shown = f"[{config.host}]" if ":" in config.host else config.host
     log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, config.port)
     if config.workers > 1:
-        Multiprocess(config, sockets=[sock]).run()
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            on_stop()
         return True
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    server = _Server(config, on_stop)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        on_stop()  # when it did not start, or stopped without shutting down
     return server.started
 
 

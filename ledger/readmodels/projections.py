@@ -66,6 +66,12 @@ class Projections:
         for runner in self.runners.values():
             runner.follow(interval)
 
+    def watch(self) -> None:
+        """Leave the catch-up to another process (`ledger projections run`): reads wait for the
+        positions it stores."""
+        for runner in self.runners.values():
+            runner.watch()
+
     def wait_for(self, runner: ProjectionRunner, cut: int) -> None:
         """Return once `runner`'s read model counts every event up to `cut` (503 after
         `read_wait` seconds, while it goes on catching up in the background)."""

@@ -27,6 +27,8 @@ FIRST_PAGE = 100  # a small first page: a rate and a write time are measured soo
 TXN_SECONDS = 0.05
 # How often a read model kept caught up in the background looks for new events.
 POLL_SECONDS = 0.2
+# How often a read waiting for a read model that another process counts looks at its position.
+WATCH_SECONDS = 0.01
 # Retry-After of a read model behind: its measured rate, else this one (events/s), at most an hour.
 FALLBACK_RATE = 1000.0
 MAX_RETRY_AFTER = 3600
@@ -95,7 +97,9 @@ class ProjectionRunner:
     A read does not catch up itself: it asks for a catch-up in the background and waits for it
     (`wait_for`) a bounded time, so a read model far behind answers within that bound, goes on
     counting after the read gave up, and says how soon it expects to be done. `follow` keeps
-    the read model caught up in the background without being asked.
+    the read model caught up in the background without being asked; `watch` leaves that to
+    another process (`ledger projections run`), and a read then only looks, every few
+    milliseconds, at the position the read model has stored.
     """
 
     def __init__(
@@ -119,6 +123,7 @@ class ProjectionRunner:
         self._worker: threading.Thread | None = None
         self._wanted = False
         self._interval: float | None = None  # polling, when following
+        self._watch: float | None = None  # looking at the stored position, when watching
         self._failure: Exception | None = None
         self._closed = False
         self.rate: float | None = None  # events/s of the last pages (a moving average)
@@ -151,6 +156,13 @@ class ProjectionRunner:
             self._interval = interval
             self._start_worker()
 
+    def watch(self, interval: float = WATCH_SECONDS) -> None:
+        """Leave the catch-up to another process: a read waits for the position stored by it,
+        looking every `interval` seconds, and starts no catch-up of its own unless the read
+        model did not move at all while the read waited (no worker is counting it)."""
+        with self._pages:
+            self._watch = interval
+
     def wait_to_read(self, cut: int) -> None:
         """`wait_for(cut, read_wait)`: what a read of the read model at position `cut` does."""
         self.wait_for(cut, self.read_wait)
@@ -160,6 +172,9 @@ class ProjectionRunner:
         seconds ReadModelBehindError (503) saying how far behind it is, with a Retry-After
         from its measured rate. The catch-up runs in the background and goes on after that."""
         deadline = time.monotonic() + timeout
+        if self._watch is not None:
+            self._look_until(cut, deadline, timeout)
+            return
         with self._pages:
             reports = self._reports
         counted = self.position  # what is stored: another process may have counted more
@@ -177,6 +192,28 @@ class ProjectionRunner:
                     behind = cut - self._counted
                     raise ReadModelBehindError(self.projector.name, behind, self._eta(behind))
                 self._pages.wait(remaining)
+
+    def _look_until(self, cut: int, deadline: float, timeout: float) -> None:
+        """`wait_for` of a watching runner: look at the stored position until it reaches `cut`.
+        A read model that did not move during a whole wait has no worker: its catch-up then
+        starts here, in the background, and the read is told to come back."""
+        began, first = time.monotonic(), self.position
+        counted, interval = first, self._watch or WATCH_SECONDS
+        while counted < cut:
+            now = time.monotonic()
+            if now >= deadline:
+                if counted == first and now - began >= timeout:
+                    log.warning("no worker counts %s: catching it up here", self.projector.name)
+                    with self._pages:
+                        self._start_worker()
+                elif now > began and counted > first:
+                    self.rate = (counted - first) / (now - began)
+                behind = cut - counted
+                raise ReadModelBehindError(self.projector.name, behind, self._eta(behind))
+            time.sleep(min(interval, deadline - now))
+            counted = self.position
+        with self._pages:
+            self._counted = max(self._counted, counted)
 
     def stop(self) -> None:
         """Ask every catch-up to return after its page, and the background one to end."""

@@ -20,7 +20,7 @@ from ledger import bootstrap
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.settings import Settings
 from tests.conftest import FrozenClock, envelope
-from tests.support.served import LEDGER, serving
+from tests.support.served import LEDGER, free_port, serving
 from tests.support.shifted import SHIFT_VARIABLE
 
 ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Envelope)
@@ -126,3 +126,102 @@ def test_a_served_ledger_keeps_its_read_models_caught_up_without_being_read(
     log = tmp_path / "serve.log"
     with serving(environment(database_url, LEDGER_SLA_TICK_SECONDS="3600"), log):
         wait_until_counted(parts, append(parts, 80, "served"), log)
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # ended meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = command
+    return found
+
+
+def workers_of(pid: int) -> list[int]:
+    return [p for p, command in children(pid).items() if "projections run" in command]
+
+
+def wait_for_worker(pid: int, other_than: int | None, log: Path) -> int:
+    deadline = time.monotonic() + 30
+    while True:
+        found = [p for p in workers_of(pid) if p != other_than]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no projection worker started:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
+def test_served_on_postgresql_the_catch_up_is_a_worker_process_restarted_and_stopped_with_it(
+    parts: bootstrap.Parts, database_url: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL `ledger serve` counts in a worker process beside its server (the requests
+    then do not share an interpreter lock with the catch-up); one killed is started again, and
+    it stops with the server. On SQLite the catch-up stays in the server's process."""
+    log = tmp_path / "serve.log"
+    port = free_port()
+    env = environment(database_url, LEDGER_SLA_TICK_SECONDS="3600")
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*LEDGER, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_counted(parts, append(parts, 40, "first"), log)
+        if database_url.startswith("sqlite"):
+            assert workers_of(server.pid) == [], children(server.pid)
+            return
+        worker = wait_for_worker(server.pid, None, log)
+        os.kill(worker, signal.SIGKILL)
+        again = wait_for_worker(server.pid, worker, log)
+        wait_until_counted(parts, append(parts, 40, "after-kill"), log)
+        assert "the projection worker ended (exit -9)" in log.read_text()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        state = Path(f"/proc/{again}/stat").read_text() if Path(f"/proc/{again}").exists() else ""
+        assert not state, f"the worker outlived its server: {state}\n{log.read_text()}"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_the_worker_of_a_killed_server_ends_by_itself(
+    parts: bootstrap.Parts, database_url: str, tmp_path: Path
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("on SQLite the catch-up runs in the server's process")
+    log = tmp_path / "serve.log"
+    env = environment(database_url, LEDGER_SLA_TICK_SECONDS="3600")
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*LEDGER, "serve", "--port", str(free_port())],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        worker = wait_for_worker(server.pid, None, log)
+        server.kill()
+        server.wait()
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{worker}").exists() and "Z" not in _state(worker):
+            assert time.monotonic() < deadline, (
+                f"the worker outlived its server:\n{log.read_text()}"
+            )
+            time.sleep(0.1)
+        assert "stopped: sla_board at position" in log.read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from ledger import bootstrap
 from ledger.application import Ledger
+from ledger.domain.errors import ReadModelBehindError
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.readmodels.projections import Projections
 from ledger.readmodels.runner import PageSize, ProjectionRunner
@@ -259,3 +260,48 @@ def test_an_as_of_read_waits_only_for_the_position_of_its_cut(
         assert r.json()["position"] == 150
         assert time.monotonic() - began < 3.0
     assert client.get("/v1/sla").status_code == 503  # the live read needs all 3,000
+
+
+@pytest.mark.skipif(
+    SHIFT_VARIABLE in os.environ, reason="timed waits do not time out under faketime"
+)  # a watching read looks at the stored position between timed waits
+def test_a_watching_read_waits_for_the_position_another_process_stores(
+    parts: bootstrap.Parts, other: bootstrap.Parts, clock: FrozenClock
+) -> None:
+    mine, worker = parts.projections, other.projections
+    mine.watch()
+    append(parts.ledger, history(clock, batches=2, inspections=5))
+    last = parts.ledger.last_position()
+    counted_here: list[int] = []
+    for runner in mine.runners.values():  # a watching runner counts nothing itself
+        apply = runner.projector.apply
+
+        def noted(*args: Any, apply: Any = apply) -> Any:
+            counted_here.append(1)
+            return apply(*args)
+
+        runner.projector.apply = noted  # type: ignore[method-assign]
+    worker.follow(0.05)
+    for runner in mine.runners.values():
+        runner.wait_for(last, 30.0)
+        assert runner.position == last
+    assert counted_here == []
+    assert stored(mine) == rebuilt(other.projections)
+
+
+@pytest.mark.skipif(
+    SHIFT_VARIABLE in os.environ, reason="timed waits do not time out under faketime"
+)
+def test_a_watching_read_whose_read_model_no_worker_counts_starts_its_catch_up(
+    parts: bootstrap.Parts, clock: FrozenClock
+) -> None:
+    projections = parts.projections
+    projections.watch()
+    append(parts.ledger, history(clock, batches=1, inspections=3))
+    last = parts.ledger.last_position()
+    runner = projections.kpis
+    with pytest.raises(ReadModelBehindError) as behind:
+        runner.wait_for(last, 0.3)  # nothing moved while it waited: no worker runs
+    assert behind.value.retry_after >= 1
+    runner.wait_for(last, 30.0)  # the catch-up it started here counts them
+    assert runner.position == last
