@@ -620,12 +620,13 @@ def append_load(server: Server, streams: int, clients: int, rate: float | None, 
     load.seconds = time.perf_counter() - began
 
 
-def lag_sampler(server: Server, path: str, load: Load, stop: threading.Event,
+def lag_sampler(server: Server, path: str, load: Load, stop: threading.Event, every: float,
                 samples: list[float], behind: list[int], failures: list[str]) -> None:  # fmt: skip
-    """Read `path` back to back: each read must count every append acknowledged before it was
-    sent, so its time is the read model's lag at that moment (a 503 counts its 5 s wait)."""
+    """Read `path` every `every` seconds (back to back if 0): each read must count every append
+    acknowledged before it was sent, so its time is the read model's lag at that moment (a 503
+    counts its 5 s wait)."""
     client = Client(server, timeout=60)
-    while not stop.is_set():
+    while not stop.wait(every) if every > 0 else not stop.is_set():
         with load.lock:
             wanted = load.last_position
         sent = time.perf_counter()
@@ -677,8 +678,8 @@ def keeping_pace(kind: str, args: argparse.Namespace, say: Report) -> None:
             failed: dict[str, list[str]] = {name: [] for name in reads}
             samplers = [
                 threading.Thread(target=lag_sampler,
-                                 args=(server, path, on, stop, lags[name], behind[name],
-                                       failed[name]))
+                                 args=(server, path, on, stop, args.lag_every, lags[name],
+                                       behind[name], failed[name]))
                 for name, path in reads.items()
             ]  # fmt: skip
             for t in samplers:
@@ -871,6 +872,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--pace-seconds", type=float, default=10.0, help="D: seconds of steady load")
     p.add_argument("--pace-streams", type=int, default=200, help="batches the load appends to")
+    p.add_argument("--lag-every", type=float, default=0.1,
+                   help="seconds between a read model's lag reads (0: back to back)")
     p.add_argument("--ceiling-seconds", type=float, default=5.0, help="of the ceiling run")
     p.add_argument("--clients", type=int, default=4, help="connections of the append load")
     p.add_argument("--stop-projections-env", default="LEDGER_SERVE_PROJECTIONS=false",
