@@ -16,7 +16,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.application import Ledger, unavailable_on_outage
 from ledger.domain.errors import ReadModelBehindError
 from ledger.readmodels.facts import Fact
-from ledger.readmodels.views import Views
+from ledger.readmodels.views import DeferredWrites, Views
 
 log = logging.getLogger("ledger.projections")
 
@@ -306,13 +306,18 @@ class ProjectionRunner:
     def _write(self, start: int, facts: list[Fact]) -> float:
         """Apply a page that starts after position `start`, with its tracking position, in
         one transaction; return how long the transaction took. What the page needs is read
-        before it opens, so the write lock is held only for writing."""
+        and computed before it opens (`gather`, then `apply` on DeferredWrites), so the write
+        lock is held only for writing; the claim in it refuses a page whose reads another
+        process's page made stale."""
         gathered = self.projector.gather(facts)
+        with self.views.transaction(commit=False) as reading:
+            writes = DeferredWrites(reading)
+            self.projector.apply(self.views, writes, facts, gathered)
         with self.views.transaction(commit=True) as cursor:
             began = time.monotonic()
             if self._claim(cursor) != start:
                 raise _Overtaken(f"{self.projector.name} no longer counts position {start}")
-            self.projector.apply(self.views, cursor, facts, gathered)
+            writes.replay(cursor)
             self.views.track(cursor, self.projector.name, facts[-1].position)
         return time.monotonic() - began
 

@@ -126,6 +126,51 @@ class Views:
         )  # fmt: skip
 
 
+WRITES = ("INSERT", "UPDATE", "DELETE")  # what DeferredWrites keeps for the write transaction
+
+
+class DeferredWrites:
+    """The cursor a projector's `apply` gets outside the write transaction: its reads run at
+    once, on a read transaction's cursor; its writes are kept and run in order later, on the
+    write transaction's (`replay`). So the write lock (SQLite has one per database) is held
+    for the writes alone, not for the reads and the computing between them. `apply` reads
+    everything before it writes: a read after a write would not see it, and raises."""
+
+    def __init__(self, reading: Any) -> None:
+        self._reading = reading
+        self._writes: list[tuple[str, str, Any]] = []  # (method, statement, parameters)
+
+    @property
+    def row_factory(self) -> Any:
+        return self._reading.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._reading.row_factory = factory
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if sql.lstrip()[:6].upper() in WRITES:
+            self._writes.append(("execute", sql, params))
+        elif self._writes:
+            raise RuntimeError(f"a read after the page's writes: {sql[:80]}")
+        else:
+            self._reading.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._writes.append(("executemany", sql, rows))
+
+    def fetchone(self) -> Any:
+        return self._reading.fetchone()
+
+    def fetchall(self) -> Any:
+        return self._reading.fetchall()
+
+    def replay(self, cursor: Any) -> None:
+        """Run the kept writes on the write transaction's `cursor`."""
+        for method, sql, params in self._writes:
+            getattr(cursor, method)(sql, params)
+
+
 class Versions:
     """The versions of read-model rows that a page of events closes and opens, written in two
     statements at the page's end (`write`).
@@ -164,4 +209,4 @@ class Versions:
         views.insert_many(cursor, table, columns, self.inserts)
 
 
-__all__ = ["IntegrityError", "Versions", "Views"]
+__all__ = ["DeferredWrites", "IntegrityError", "Versions", "Views"]

@@ -302,9 +302,6 @@ class KpiBoard:
 
     def apply(self, views: Views, cursor: Any, facts: list[Fact], gathered: Any) -> None:
         page: _Page = gathered
-        views.insert_many(
-            cursor, views.table("rm_kpi_links"), LINK_COLUMNS, page.links, conflict="DO NOTHING"
-        )
         current = self._current(views, cursor, [_prefix(u) for u in page.whole])
         by_position = {f.position: f for f in facts}
         deltas: dict[int, dict[SumKey, list[Any]]] = {}
@@ -337,11 +334,16 @@ class KpiBoard:
             assert state is not None
             saved.append([prefix, state.to_json(), max(positions)])
             cased += _case_rows(page, unit, positions, case)
+        # Every read above or at the start of `_add`, every write after: the writes are kept
+        # for the write transaction (views.DeferredWrites).
+        self._add(views, cursor, deltas)
+        views.insert_many(
+            cursor, views.table("rm_kpi_links"), LINK_COLUMNS, page.links, conflict="DO NOTHING"
+        )
         versions.write(views, cursor, views.table("rm_kpi_rows"), ROW_COLUMNS)
         views.insert_many(
             cursor, views.table("rm_kpi_case_events"), CASE_COLUMNS, cased, conflict="DO NOTHING"
         )
-        self._add(views, cursor, deltas)
         views.insert_many(
             cursor, views.table("rm_kpi_state"), STATE_COLUMNS, saved,
             conflict="(unit) DO UPDATE SET state = excluded.state, position = excluded.position",
