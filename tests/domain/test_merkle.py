@@ -8,6 +8,8 @@ import functools
 import hashlib
 import itertools
 import json
+import subprocess
+import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -496,3 +498,19 @@ def test_a_proof_at_a_million_leaves_reads_a_few_dozen_nodes_in_one_batch(size: 
         assert verify_consistency(m, size, tree.root(m), root, tree.consistency_proof(m))
     assert len(nodes.reads) == 1 + 5 + 5 * 2
     assert max(nodes.reads) <= key_bound(size)
+
+
+def test_the_module_needs_the_standard_library_alone() -> None:
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import ledger.domain.merkle\n"
+        "print(' '.join(sorted(n for n in set(sys.modules) - before if not n.startswith('ledger')"
+        " and n.split('.')[0] not in sys.stdlib_module_names)))\n"
+        "print(' '.join(n for n in sys.modules if n.startswith('ledger.')"
+        " and not n.startswith('ledger.domain')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
