@@ -195,17 +195,22 @@ def fraction(value: Decimal) -> Fraction | int:
 def per_entity(rows: Iterable[Row], *, by_person: bool) -> dict[tuple[str, str, str, str], Tally]:
     """(department, person, kpi, entity) → its contribution: the entity counts once."""
     found: dict[tuple[str, str, str, str], Tally] = {}
+    refs: dict[tuple[str, str, str, str], tuple[dict[str, None], dict[str, None]]] = {}
     for r in rows:
         key = (r.department, r.person if by_person else "", r.kpi, r.entity)
         t = found.get(key)
         num, den = fraction(r.num), fraction(r.den)
         if t is None:
-            found[key] = Tally(num, den, list(r.num_refs), list(r.den_refs))
+            found[key] = Tally(num, den)
+            refs[key] = dict.fromkeys(r.num_refs), dict.fromkeys(r.den_refs)
             continue
         t.num = min(t.num, num) if r.kpi in ALL_OF else max(t.num, num)
         t.den = max(t.den, den)
-        t.num_refs += [e for e in r.num_refs if e not in t.num_refs]
-        t.den_refs += [e for e in r.den_refs if e not in t.den_refs]
+        num_refs, den_refs = refs[key]  # in order of first mention, each once
+        num_refs.update(dict.fromkeys(r.num_refs))
+        den_refs.update(dict.fromkeys(r.den_refs))
+    for key, (num_refs, den_refs) in refs.items():
+        found[key].num_refs, found[key].den_refs = list(num_refs), list(den_refs)
     return found
 
 

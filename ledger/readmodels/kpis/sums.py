@@ -183,8 +183,9 @@ def contribution(rows: list[Row]) -> tuple[dict[SumKey, Sum], dict[str, int]]:
                 loose[r.key] = len(levels)
         if not levels:
             continue
+        parts = _parts(kpi, group)
         for bucket in levels:
-            for person, label, num, den in _parts(kpi, group):
+            for person, label, num, den in parts:
                 key = (bucket, person, kpi, department, label)
                 s = sums.get(key)
                 if s is None:

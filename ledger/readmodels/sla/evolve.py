@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ FULFILLED_BY = {
     "verify": "verification.recorded",
     "confirm_customer": "complaint.closed",
 }
+ANSWER_TYPES = frozenset(FULFILLED_BY.values())
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,12 @@ def sla_items(
         for f in ordered
         if f.type == "escalation.raised"
     }
+    # each kind of answer by its department, in position order: an item's answer is the first
+    # after its notification (one bisection, not a scan of the stream per item)
+    answers: dict[tuple[str, str], list[Fact]] = {}
+    for f in ordered:
+        if f.type in ANSWER_TYPES:
+            answers.setdefault((f.type, f.record["actor"]["department"]), []).append(f)
     items = []
     for n in ordered:
         if n.type != "notification.sent":
@@ -125,16 +133,9 @@ def sla_items(
             else opened + timedelta(hours=policy.windows_hours[d["action"]])
         )
         wanted = FULFILLED_BY[d["action"]]
-        answer = next(
-            (
-                f
-                for f in ordered
-                if f.position > n.position
-                and f.type == wanted
-                and f.record["actor"]["department"] == d["to_department"]
-            ),
-            None,
-        )
+        candidates = answers.get((wanted, d["to_department"]), [])
+        first = bisect_right(candidates, n.position, key=lambda f: f.position)
+        answer = candidates[first] if first < len(candidates) else None
         fulfilled = effective_time(answer, policy, trusted) if answer else None
         items.append(
             {
