@@ -10,7 +10,8 @@ the same run, on SQLite and PostgreSQL.
 Measurements (each selected by its flag; none given runs them all):
 
 --long    long streams: 1,000 events appended to a batch already holding N events
-          (--long-events), against the same 1,000 appended to new streams of ten, with the
+          (--long-events; with --long-stream complaint, 1,000 notifications appended to a
+          complaint already holding N), against the same 1,000 in new streams of ten, with the
           server's own catch-up off; then each stored read model's catch-up of those 1,000
           (as `ledger projections run NAME --once` logs it), and the ratio long / new (goal
           ≤ 1.5×). The appends' own time is reported beside them.
@@ -482,17 +483,58 @@ def catch_up(backend: Backend, name: str, timeout: float) -> Took:
     return found[-1] if found else f"no catch-up logged: {log[-300:]}"
 
 
+def notified(complaint_id: str, at: datetime) -> dict[str, Any]:
+    ask = {"to_department": "production", "action": "investigate"}
+    return envelope("notification.sent", ("complaint", complaint_id), "quality", at, ask)
+
+
+@dataclass
+class Shape:
+    """What --long appends: a setup holding a long stream, then APPENDED events onto it or
+    into new streams."""
+
+    what: str
+    setup: list[dict[str, Any]]
+    new: list[dict[str, Any]]
+    onto_long: list[dict[str, Any]]
+
+
+def batch_shape(n: int, rng: random.Random) -> Shape:
+    setup = stream_of("L", n, START, rng) + stream_of("S", 10, START, rng)
+    setup += complaint("C-L", "L", START + timedelta(days=2))
+    setup += complaint("C-S", "S", START + timedelta(days=2))
+    at = START + timedelta(days=3)
+    new = [e for s in range(APPENDED // 10) for e in stream_of(f"N-{s}", 10, at, rng)]
+    onto_long = [inspected("L", at + timedelta(seconds=i), rng) for i in range(APPENDED)]
+    return Shape(f"a batch of {n:,}", setup, new, onto_long)
+
+
+def complaint_shape(n: int, rng: random.Random) -> Shape:
+    """A complaint of `n` events (its filing and notifications), then notifications."""
+    at = START + timedelta(days=2)
+    setup = stream_of("L", 10, START, rng) + complaint("C-L", "L", at)[:1]
+    setup += [notified("C-L", at + timedelta(minutes=i)) for i in range(1, n)]
+    later = START + timedelta(days=3)
+    new = [
+        e
+        for c in range(APPENDED // 10)
+        for e in complaint(f"C-N-{c}", "L", later)[:1]
+        + [notified(f"C-N-{c}", later + timedelta(minutes=i)) for i in range(1, 10)]
+    ]
+    onto_long = [notified("C-L", later + timedelta(minutes=i)) for i in range(APPENDED)]
+    return Shape(f"a complaint of {n:,}", setup, new, onto_long)
+
+
 def long_streams(kind: str, args: argparse.Namespace, say: Report) -> None:
     n, rng = args.long_events, random.Random(1)
-    say(f"\n## long streams, {kind}: {APPENDED:,} events onto a batch of {n:,}, or new streams")
+    shape = (complaint_shape if args.long_stream == "complaint" else batch_shape)(n, rng)
+    say(f"\n## long streams, {kind}: {APPENDED:,} events onto {shape.what}, or new streams")
     with fresh(kind, "long", args.source) as backend:
-        setup = stream_of("L", n, START, rng) + stream_of("S", 10, START, rng)
-        setup += complaint("C-L", "L", START + timedelta(days=2))
-        setup += complaint("C-S", "S", START + timedelta(days=2))
-        say(f"- setup: import {import_events(backend, setup, args.timeout)}")
+        say(f"- setup: import {import_events(backend, shape.setup, args.timeout)}")
         try:
             seconds, _ = backend.run(["projections", "rebuild"], args.timeout)
-            say(f"- setup: `ledger projections rebuild` of {len(setup):,} events: {seconds:.1f} s")
+            say(f"- setup: `ledger projections rebuild` of {len(shape.setup):,} events: "
+                f"{seconds:.1f} s")  # fmt: skip
         except DidNotFinish:
             say(f"- setup: `ledger projections rebuild` did not finish in {args.timeout:.0f} s")
             return
@@ -502,10 +544,7 @@ def long_streams(kind: str, args: argparse.Namespace, say: Report) -> None:
         models = args.models.split(",")
         figures: dict[str, dict[str, Took]] = {}
         try:
-            at = START + timedelta(days=3)
-            new = [e for s in range(APPENDED // 10) for e in stream_of(f"N-{s}", 10, at, rng)]
-            onto_long = [inspected("L", at + timedelta(seconds=i), rng) for i in range(APPENDED)]
-            for label, events in (("new", new), ("long", onto_long)):
+            for label, events in (("new", shape.new), ("long", shape.onto_long)):
                 client = Client(server)
                 began = time.perf_counter()
                 for i in range(0, APPENDED, 100):
@@ -866,14 +905,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--real", action="store_true", help="the goals' sizes: " + ", ".join(
         f"--{k.replace('_', '-')} {v:.0f}" for k, v in REAL.items()))  # fmt: skip
     p.add_argument("--long-events", type=int, default=2000, help="N: the long stream's events")
+    p.add_argument("--long-stream", choices=("batch", "complaint"), default="batch",
+                   help="--long: the long stream is a batch (inspections) or a complaint "
+                        "(notifications)")  # fmt: skip
     p.add_argument("--rebuild-events", type=int, default=20_000, help="M for the rebuild")
     p.add_argument(
         "--models", default="sla_board,kpis,casefiles", help="the stored read models to measure"
     )
     p.add_argument("--pace-seconds", type=float, default=10.0, help="D: seconds of steady load")
     p.add_argument("--pace-streams", type=int, default=200, help="batches the load appends to")
-    p.add_argument("--lag-every", type=float, default=0.1,
-                   help="seconds between a read model's lag reads (0: back to back)")
+    p.add_argument(
+        "--lag-every",
+        type=float,
+        default=0.1,
+        help="seconds between a read model's lag reads (0: back to back)",
+    )
     p.add_argument("--ceiling-seconds", type=float, default=5.0, help="of the ceiling run")
     p.add_argument("--clients", type=int, default=4, help="connections of the append load")
     p.add_argument("--stop-projections-env", default="LEDGER_SERVE_PROJECTIONS=false",
