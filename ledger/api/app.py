@@ -12,7 +12,7 @@ from ledger import bootstrap
 from ledger.api import openapi, problems
 from ledger.api.auth import KeyCache
 from ledger.api.limits import BodyLimit, RateLimit
-from ledger.api.routes import disputes, events, health, kpis, streams, timelines
+from ledger.api.routes import digest, disputes, events, health, kpis, streams, timelines
 from ledger.api.routing import LedgerRoute
 from ledger.application import Ledger
 from ledger.settings import Settings
@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     problems.install(app)
     openapi.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    for module in (events, streams, timelines, disputes, kpis, health):
+    for module in (events, streams, timelines, disputes, kpis, digest, health):
         app.include_router(module.router)
     return app
 

@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from ledger.domain.errors import (
     EventIdConflictError,
+    EventNotFoundError,
     InvalidEventError,
     LedgerError,
     ReadModelBehindError,
@@ -40,6 +41,7 @@ PROBLEMS: dict[type[LedgerError], tuple[int, str, str]] = {
     StreamRuleError: (409, "stream-rule", "The event breaks a stream rule"),
     EventIdConflictError: (409, "event-id-conflict", "The event_id is taken by other content"),
     StreamNotFoundError: (404, "not-found", "No such stream"),
+    EventNotFoundError: (404, "not-found", "No such event"),
     UnavailableError: (503, "unavailable", "The database is unavailable"),
     StreamsBusyError: (503, "streams-busy", "Other writers are appending to these streams"),
     ReadModelBehindError: (503, "read-model-behind", "A read model is behind the ledger"),

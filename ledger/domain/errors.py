@@ -38,6 +38,10 @@ class StreamNotFoundError(LedgerError):
     """No event was ever appended to the stream (404)."""
 
 
+class EventNotFoundError(LedgerError):
+    """No stored event has this event_id (404)."""
+
+
 class UnavailableError(LedgerError):
     """The database cannot be reached right now (503, with Retry-After)."""
 

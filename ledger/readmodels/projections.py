@@ -1,10 +1,11 @@
-"""The stored read models of one ledger (the SLA board, the KPIs, the case files) and the
-runners that keep them caught up with its events."""
+"""The stored read models of one ledger (the SLA board, the KPIs, the case files, the Merkle
+tree) and the runners that keep them caught up with its events."""
 
 from __future__ import annotations
 
 from ledger.application import Ledger
 from ledger.readmodels.casefiles.view import CaseFileBoard
+from ledger.readmodels.digest.view import MerkleTree
 from ledger.readmodels.kpis.view import KpiBoard
 from ledger.readmodels.runner import (
     POLL_SECONDS,
@@ -42,11 +43,14 @@ class Projections:
         self.casefiles = ProjectionRunner(
             ledger, CaseFileBoard(ledger, self.views), self.views, txn_budget=txn_budget
         )
+        self.digest = ProjectionRunner(
+            ledger, MerkleTree(self.views), self.views, txn_budget=txn_budget
+        )
         self.read_wait = read_wait
 
     @property
     def runners(self) -> dict[str, ProjectionRunner]:
-        return {r.projector.name: r for r in (self.board, self.kpis, self.casefiles)}
+        return {r.projector.name: r for r in (self.board, self.kpis, self.casefiles, self.digest)}
 
     @property
     def read_wait(self) -> float:

@@ -86,3 +86,29 @@ def schema_valid_paged_reads_are_refused_only_for_their_cursor(
     fields = [e.get("field") for e in response.json().get("errors") or []]
     assert fields == ["query.cursor"], f"a schema-valid read was refused for {fields}"
     return None
+
+
+# Proofs of the digest: a size is valid only up to the tree's size, which the schema cannot say.
+PROOFS = {
+    "GET /v1/digest/proof": {"tree_size", "event_id"},
+    "GET /v1/digest/consistency": {"from_size"},
+}
+
+
+@schemathesis.check
+def schema_valid_proofs_are_refused_only_for_sizes_the_tree_lacks(
+    ctx: Any, response: Any, case: Any
+) -> bool | None:
+    """A schema-valid proof request answers as any read does, or 422 naming a size (or the
+    event, not counted yet) that the tree does not hold."""
+    meta = case.meta
+    wanted = PROOFS.get(case.operation.label)
+    if wanted is None or meta is None or not meta.generation.mode.is_positive:
+        return None
+    status = response.status_code
+    if status < 400 or status in (401, 403, 404, 429) or status >= 500:
+        return None  # a 5xx is not_a_server_error's to judge
+    assert status == 422, f"a schema-valid proof request was answered {status}"
+    fields = {e.get("field") for e in response.json().get("errors") or []}
+    assert fields and fields <= wanted, f"a schema-valid proof request was refused for {fields}"
+    return None

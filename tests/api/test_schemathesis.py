@@ -53,6 +53,11 @@ include-name = [
 ]
 checks.positive_data_acceptance.enabled = false
 
+# Replaced on the proofs by schema_valid_proofs_are_refused_only_for_sizes_the_tree_lacks.
+[[operations]]
+include-name = ["GET /v1/digest/proof", "GET /v1/digest/consistency"]
+checks.positive_data_acceptance.enabled = false
+
 [dictionaries.complaints]
 values = {complaints}
 
