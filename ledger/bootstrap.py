@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger.application import Ledger
+from ledger.domain.checkpoint import Signer
 from ledger.domain.time import Clock, utc_now
 from ledger.readmodels.projections import Projections
 from ledger.settings import Settings
 from ledger.storage.database import Database
 from ledger.storage.keys import KeyStore
 from ledger.storage.migrate import migrate
+from ledger.storage.signing_key import load_or_create
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,12 @@ def open_ledger(
         ledger.close()
         raise
     return ledger
+
+
+def checkpoint_signer(settings: Settings) -> Signer:
+    """The key that signs the digest's checkpoints, from LEDGER_CHECKPOINT_KEY_FILE (made there
+    on first use; SigningKeyError if the file cannot be used)."""
+    return load_or_create(Path(settings.checkpoint_key_file), settings.checkpoint_origin)
 
 
 def assemble(ledger: Ledger, settings: Settings) -> Parts:

@@ -87,8 +87,9 @@ def serve(
         raise typer.Exit(1) from None
     with sock:
         try:
-            # migrate and refuse an unsafe database before serving
+            # migrate and refuse an unsafe database before serving; make the checkpoint key
             bootstrap.open_ledger(settings).close()
+            bootstrap.checkpoint_signer(settings)
         except Exception as e:
             err.print(f"[red]cannot start: {e}[/red]")
             raise typer.Exit(1) from None

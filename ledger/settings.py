@@ -14,6 +14,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
 
     database_url: str = "sqlite:///./var/ledger.sqlite"
+    # The signed checkpoints of the ledger digest: the log's name (the checkpoint's origin line
+    # and its key's name: make it unique, e.g. your plant's domain) and the file of the signing
+    # key, made with mode 0600 on first use, never kept in the database.
+    checkpoint_origin: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,199}$")] = (
+        "quality-ledger"
+    )
+    checkpoint_key_file: str = "./var/checkpoint.key"
     timezone: str = "UTC"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000

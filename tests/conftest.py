@@ -116,6 +116,15 @@ class FrozenClock:
         return self.now
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own checkpoint signing key (never ./var of the checkout), also for the
+    `ledger` commands it runs."""
+    path = tmp_path / "checkpoint.key"
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY_FILE", str(path))
+    return path
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()

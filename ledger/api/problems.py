@@ -29,6 +29,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.messages import field_of, readable
 from ledger.readmodels.kpis.names import UnknownNameError
+from ledger.storage.signing_key import SigningKeyError
 
 log = logging.getLogger("ledger.api")
 
@@ -115,6 +116,12 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after)}
             return ProblemResponse(status, slug, title, exc.detail, headers=headers)
         return ProblemResponse(status, slug, title, str(exc))
+
+    @app.exception_handler(SigningKeyError)
+    async def unusable_key(_: Request, exc: SigningKeyError) -> Response:
+        log.error("checkpoint signing key: %s", exc)
+        detail = "the checkpoint signing key cannot be used; the server's log says why"
+        return ProblemResponse(503, "checkpoint-key", "No checkpoint can be signed", detail)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

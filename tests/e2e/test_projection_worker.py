@@ -159,7 +159,7 @@ def wait_for_worker(pid: int, other_than: int | None, log: Path) -> int:
 
 
 def test_served_on_postgresql_the_catch_up_is_a_worker_process_restarted_and_stopped_with_it(
-    parts: bootstrap.Parts, database_url: str, tmp_path: Path
+    parts: bootstrap.Parts, database_url: str, tmp_path: Path, checkpoint_key_file: Path
 ) -> None:
     """On PostgreSQL `ledger serve` counts in a worker process beside its server (the requests
     then do not share an interpreter lock with the catch-up); one killed is started again, and
@@ -173,6 +173,8 @@ def test_served_on_postgresql_the_catch_up_is_a_worker_process_restarted_and_sto
         )
     try:
         wait_until_counted(parts, append(parts, 40, "first"), log)
+        # made on start, its owner's alone (the digest's checkpoints are signed with it)
+        assert checkpoint_key_file.stat().st_mode & 0o777 == 0o600
         if database_url.startswith("sqlite"):
             assert workers_of(server.pid) == [], children(server.pid)
             return

@@ -11,10 +11,11 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from ledger.api.auth import Verifier
-from ledger.api.deps import ProjectionsDep
+from ledger.api.deps import ProjectionsDep, SignerDep
 from ledger.api.problems import documented
 from ledger.api.responses import ORJSON
 from ledger.api.routing import LedgerRoute
+from ledger.domain.checkpoint import Checkpoint, format_verifier_key, sign_note
 from ledger.domain.errors import EventNotFoundError
 from ledger.readmodels.digest import query
 from ledger.readmodels.projections import Projections
@@ -27,6 +28,12 @@ class Digest(BaseModel):
     tree_size: int
     position: int
     root: str
+    checkpoint: str
+
+
+class DigestKey(BaseModel):
+    origin: str
+    key: str
 
 
 class InclusionProof(BaseModel):
@@ -54,10 +61,21 @@ def _counted(projections: Projections) -> int:
 
 
 @router.get("", response_model=Digest, responses=documented(400, 401, 403, 422, 429, 503))
-def read_digest(projections: ProjectionsDep, principal: Verifier) -> Response:
+def read_digest(projections: ProjectionsDep, signer: SignerDep, principal: Verifier) -> Response:
     """The root of the Merkle tree over every event (one leaf per event in position order,
-    docs/CANONICAL.md): `tree_size` leaves, the last at `position`; `root` in lower-case hex."""
-    return ORJSON(query.digest(projections.views, _counted(projections)))
+    docs/CANONICAL.md): `tree_size` leaves, the last at `position`; `root` in lower-case hex;
+    `checkpoint`, the same as a C2SP tlog-checkpoint signed note (Ed25519), which a verifier
+    opens with the key of /v1/digest/key. Keep it: it proves what the ledger said."""
+    body = query.digest(projections.views, _counted(projections))
+    head = Checkpoint(signer.name, body["tree_size"], bytes.fromhex(body["root"]))
+    return ORJSON({**body, "checkpoint": sign_note(head.body(), signer)})
+
+
+@router.get("/key", response_model=DigestKey, responses=documented(400, 401, 403, 429))
+def read_digest_key(signer: SignerDep, principal: Verifier) -> Response:
+    """The checkpoints' origin and their verifier key, in the signed-note verifier-key form
+    (`<name>+<key hash>+<base64 key>`), as Go's sumdb note package and witnesses take it."""
+    return ORJSON({"origin": signer.name, "key": format_verifier_key(signer.verifier)})
 
 
 @router.get(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from ledger import bootstrap
+from ledger.domain.checkpoint import open_note, parse_verifier_key
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.domain.merkle import verify_consistency, verify_inclusion
 from ledger.readmodels.digest import query
@@ -88,9 +91,10 @@ def test_every_proof_verifies_against_the_tree_hash(
     rows = parts.ledger.feed(0, 1000)
     r = client.get("/v1/digest", headers=auditor)
     assert r.status_code == 200, r.text
-    assert r.json() == {
-        "tree_size": 21, "position": rows[-1].position, "root": mth(leaves).hex(),
-    }  # fmt: skip
+    body = r.json()
+    assert (body["tree_size"], body["position"], body["root"]) == (
+        21, rows[-1].position, mth(leaves).hex(),
+    )  # fmt: skip
     for size in (21, 13, 1):
         root = mth(leaves[:size])
         for index in range(size):
@@ -147,3 +151,29 @@ def test_only_auditors_and_admins_read_the_digest(
         assert client.get("/v1/digest", headers=bearer(make_key(role))).status_code == status
     integrator = bearer(make_key("integrator", departments=["quality"]))
     assert client.get("/v1/digest", headers=integrator).status_code == 403
+
+
+def test_the_digest_is_also_a_signed_checkpoint_that_its_served_key_verifies(
+    client: TestClient, parts: bootstrap.Parts, checkpoint_key_file: Path
+) -> None:
+    append(parts, 9, "s")
+    digest = client.get("/v1/digest").json()
+    key = client.get("/v1/digest/key").json()
+    assert key["origin"] == "quality-ledger"
+    head, signers = open_note(digest["checkpoint"], [parse_verifier_key(key["key"])])
+    assert signers == ("quality-ledger",)
+    assert (head.origin, head.tree_size, head.root.hex()) == (
+        "quality-ledger", digest["tree_size"], digest["root"],
+    )  # fmt: skip
+    assert stat.S_IMODE(checkpoint_key_file.stat().st_mode) == 0o600
+
+
+def test_a_key_file_others_may_read_is_refused_as_a_problem_not_used(
+    client: TestClient, checkpoint_key_file: Path
+) -> None:
+    checkpoint_key_file.write_text("PRIVATE+KEY+whatever\n")
+    checkpoint_key_file.chmod(0o644)
+    r = client.get("/v1/digest")
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert str(checkpoint_key_file) not in r.text  # the server's paths stay in its log
