@@ -418,8 +418,17 @@ def projections_run(
 
 
 def main() -> None:
-    """Entry point of the `ledger` script."""
-    app(prog_name="ledger")
+    """Entry point of the `ledger` script. A LEDGER_* variable the settings refuse is named,
+    with why, not shown as a traceback."""
+    try:
+        app(prog_name="ledger")
+    except ValidationError as e:
+        if e.title != Settings.__name__:
+            raise
+        for error in e.errors():
+            name = "LEDGER_" + "_".join(str(part) for part in error["loc"]).upper()
+            err.print(f"[red]{name}: {error['msg']}[/red]", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

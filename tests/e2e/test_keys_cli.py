@@ -194,3 +194,19 @@ def test_a_key_revoked_from_the_command_line_is_refused_by_a_running_server_at_o
             assert http.get("/v1/events").status_code == 401
     finally:
         stop(server)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("LEDGER_PORT", "abc"), ("LEDGER_CHECKPOINT_ORIGIN", "two words")]
+)
+def test_a_setting_the_ledger_refuses_is_named_without_a_traceback(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path}/l.sqlite", variable: value}
+    done = subprocess.run(
+        [sys.executable, "-c", "from ledger.cli import main; main()", "keys", "list"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"{variable}: "), done.stderr
+    assert "Traceback" not in done.stderr
