@@ -99,12 +99,7 @@ def serve(
             worker = WorkerProcess()
             os.environ["LEDGER_SERVE_PROJECTIONS"] = "false"  # the servers wait for it
             worker.start()
-        try:
-            started = server.serve(config, sock, worker.stop if worker else lambda: None)
-        finally:
-            if worker is not None:
-                worker.stop()
-        if not started:
+        if not server.serve(config, sock, worker.stop if worker else lambda: None):
             raise typer.Exit(3)
 
 

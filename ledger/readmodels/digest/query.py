@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.domain.errors import InvalidEventError
-from ledger.domain.merkle import EMPTY_ROOT, Tree
+from ledger.domain.merkle import EMPTY_ROOT, Plan, consistency_plan, inclusion_plan, root_plan
 from ledger.readmodels.digest.view import StoredNodes, tree_size
 from ledger.readmodels.views import Views
 
@@ -17,7 +17,7 @@ def digest(views: Views, cut: int) -> dict[str, Any]:
     and its root (lower-case hex)."""
     with views.transaction(commit=False) as cursor:
         size, position = tree_size(views, cursor, cut)
-        root = Tree(StoredNodes(views, cursor), size).root() if size else EMPTY_ROOT
+        (root,) = _read(views, cursor, root_plan(size)) if size else (EMPTY_ROOT,)
     return {"tree_size": size, "position": position, "root": root.hex()}
 
 
@@ -32,10 +32,9 @@ def inclusion(views: Views, cut: int, position: int, size: int | None) -> dict[s
             raise InvalidEventError(
                 "tree_size", f"from {index + 1} to {total} for this event, not {size}"
             )
-        tree = Tree(StoredNodes(views, cursor), total)
-        path = tree.inclusion_proof(index, size)
-        leaf = StoredNodes(views, cursor).get(0, index)
-        root = tree.root(size)
+        leaf, root, *path = _read(
+            views, cursor, Plan(((index, index + 1),)), root_plan(size), inclusion_plan(index, size)
+        )
     return {
         "leaf_index": index,
         "tree_size": size,
@@ -52,9 +51,10 @@ def consistency(views: Views, cut: int, from_size: int, to_size: int | None) -> 
         to_size = total if to_size is None else to_size
         if not 0 < from_size <= to_size <= total:
             raise InvalidEventError("from_size", f"1 <= from_size <= to_size <= {total} must hold")
-        tree = Tree(StoredNodes(views, cursor), total)
-        proof = tree.consistency_proof(from_size, to_size)
-        from_root, to_root = tree.root(from_size), tree.root(to_size)
+        from_root, to_root, *proof = _read(
+            views, cursor, root_plan(from_size), root_plan(to_size),
+            consistency_plan(from_size, to_size),
+        )  # fmt: skip
     return {
         "from_size": from_size,
         "to_size": to_size,
@@ -62,6 +62,12 @@ def consistency(views: Views, cut: int, from_size: int, to_size: int | None) -> 
         "to_root": to_root.hex(),
         "proof": [h.hex() for h in proof],
     }
+
+
+def _read(views: Views, cursor: Any, *plans: Plan) -> list[bytes]:
+    """The hashes of every plan, in order, from one read of the nodes they need."""
+    hashes = StoredNodes(views, cursor).get_many(frozenset().union(*(p.keys() for p in plans)))
+    return [h for plan in plans for h in plan.assemble(hashes)]
 
 
 def _leaf_index(views: Views, cursor: Any, position: int) -> int:

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from ledger import bootstrap
-from ledger.domain.checkpoint import open_note, parse_verifier_key
+from ledger.domain.checkpoint import Signer, format_signer_key, open_note, parse_verifier_key
 from ledger.domain.events import Envelope, EnvelopeBase
 from ledger.domain.merkle import verify_consistency, verify_inclusion
 from ledger.readmodels.digest import query
@@ -171,8 +171,8 @@ def test_the_digest_is_also_a_signed_checkpoint_that_its_served_key_verifies(
 def test_a_key_file_others_may_read_is_refused_as_a_problem_not_used(
     client: TestClient, checkpoint_key_file: Path
 ) -> None:
-    checkpoint_key_file.write_text("PRIVATE+KEY+whatever\n")
-    checkpoint_key_file.chmod(0o644)
+    checkpoint_key_file.write_text(format_signer_key(Signer.generate("quality-ledger")) + "\n")
+    checkpoint_key_file.chmod(0o644)  # a good key, but others may read it
     r = client.get("/v1/digest")
     assert r.status_code == 503, r.text
     assert r.headers["content-type"] == "application/problem+json"
